@@ -1,0 +1,58 @@
+/** Typed view of what config/schema.ts validates (after defaults are applied). */
+import type { StorageClass } from '../storage/object-store.js';
+
+export interface CredentialsRef {
+  accessKeyIdEnv: string;
+  secretAccessKeyEnv: string;
+  sessionTokenEnv?: string;
+}
+
+export interface EndpointConfig {
+  provider: 's3' | 'oss';
+  bucket: string;
+  region?: string;
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  credentials?: CredentialsRef;
+  prefixes?: string[];
+}
+
+export type CompareMode = 'checksum' | 'size' | 'none';
+
+export interface TaskOptions {
+  deletes: boolean;
+  compare: CompareMode;
+  markers?: { bucket: string; prefix: string; side: 'source' | 'destination' };
+  multipartThresholdBytes: number;
+  partSizeBytes: number;
+  partConcurrency: number;
+  maxConcurrentCopies: number;
+  storageClass?: Exclude<StorageClass, 'OTHER'>;
+  restoreArchived: boolean;
+}
+
+export type Schedule =
+  | { mode: 'none' }
+  | { mode: 'once' }
+  | { mode: 'rate'; every: string }
+  | { mode: 'cron'; expression: string };
+
+export interface TaskConfig {
+  id: string;
+  source: EndpointConfig;
+  destination: EndpointConfig;
+  options: TaskOptions;
+  schedule: Schedule;
+}
+
+export interface SenderConfig {
+  accessKeyId: string;
+  secretEnv: string;
+  previousSecretEnv?: string;
+  tasks: string[];
+}
+
+export interface ConfigFile {
+  tasks: TaskConfig[];
+  senders: SenderConfig[];
+}

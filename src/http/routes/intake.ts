@@ -1,0 +1,205 @@
+/**
+ * The signed front door: `POST /sync` (any supported notification format) and
+ * the Huawei OMS-compatible `POST /v2/{project_id}/sync-tasks/{task_id}/events`.
+ * Order matters: authenticate before reading the body's meaning, answer a
+ * replay from the ledger, and reply 2xx only after the jobs are committed.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { SignatureError, verify } from '../../auth/sdk-hmac.js';
+import type { SenderDirectory } from '../../auth/senders.js';
+import { EventParseError, parseNotification, parseOmsKeys } from '../../events/index.js';
+import type { ParsedNotification } from '../../events/object-change.js';
+import { routeChanges } from '../../intake/route-changes.js';
+import { enqueueReplications, findReplay, ReplayError } from '../../queue/enqueue.js';
+import type { TaskRegistry } from '../../tasks/registry.js';
+import type PgBoss from 'pg-boss';
+import type pg from 'pg';
+import { AppError } from '../../errors.js';
+import type { IntakeMetrics } from './intake-metrics.js';
+
+export interface IntakeDeps {
+  pool: pg.Pool;
+  boss: PgBoss;
+  tasks: TaskRegistry;
+  senders: SenderDirectory;
+  maxSkewSeconds: number;
+  maxKeys?: number;
+  metrics?: IntakeMetrics;
+}
+
+const errorRef = { $ref: 'ErrorResponse#' };
+
+const acceptedSchema = {
+  type: 'object',
+  required: ['requestId', 'accepted', 'duplicates', 'ignored', 'jobs'],
+  properties: {
+    requestId: { type: 'string' },
+    format: { type: 'string' },
+    accepted: { type: 'integer', description: 'keys newly queued' },
+    duplicates: { type: 'integer', description: 'keys already queued (collapsed into the queued job)' },
+    ignored: { type: 'integer', description: 'keys deliberately not queued' },
+    ignoredReasons: {
+      type: 'array',
+      items: { type: 'object', properties: { reason: { type: 'string' }, count: { type: 'integer' } } },
+    },
+    jobs: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          taskId: { type: 'string' },
+          key: { type: 'string' },
+          jobId: { type: ['string', 'null'] },
+        },
+      },
+    },
+    replayed: { type: 'boolean' },
+  },
+} as const;
+
+const responses = {
+  200: { description: 'a replay of an accepted request: the first answer again', ...acceptedSchema },
+  202: { description: 'durably queued', ...acceptedSchema },
+  400: errorRef,
+  401: errorRef,
+  403: errorRef,
+  404: errorRef,
+  413: errorRef,
+  503: errorRef,
+};
+
+const SIGNATURE_STATUS: Record<SignatureError['code'], number> = {
+  SIGNATURE_INVALID: 401,
+  REQUEST_EXPIRED: 401,
+  UNKNOWN_ACCESS_KEY: 401,
+};
+
+function rawPathAndQuery(request: FastifyRequest): { path: string; query: string } {
+  const url = request.raw.url ?? '/';
+  const q = url.indexOf('?');
+  return q === -1 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
+}
+
+export async function registerIntakeRoutes(app: FastifyInstance, deps: IntakeDeps): Promise<void> {
+  const handle = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    parse: (body: unknown) => ParsedNotification,
+    explicitTaskId: string | undefined,
+  ) => {
+    const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+    const { path, query } = rawPathAndQuery(request);
+    let auth: { accessKeyId: string; signature: string };
+    try {
+      auth = verify({ method: request.method, path, query, headers: request.headers, body }, deps.senders.secretsOf, {
+        maxSkewSeconds: deps.maxSkewSeconds,
+      });
+    } catch (err) {
+      if (err instanceof SignatureError) {
+        deps.metrics?.notification('unknown', err.code);
+        throw new AppError(SIGNATURE_STATUS[err.code] ?? 401, err.code, err.message);
+      }
+      throw err;
+    }
+    const sender = deps.senders.get(auth.accessKeyId)!;
+    const signatureHash = createHash('sha256').update(auth.signature).digest();
+    const seen = await findReplay(deps.pool, signatureHash);
+    if (seen) {
+      deps.metrics?.notification('replay', 'replayed');
+      return reply.code(200).send({ ...seen.response, replayed: true });
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch {
+      deps.metrics?.notification('unknown', 'INVALID_JSON');
+      throw new AppError(400, 'INVALID_JSON', 'request body is not valid JSON');
+    }
+    let parsed: ParsedNotification;
+    try {
+      parsed = parse(json);
+    } catch (err) {
+      if (err instanceof EventParseError) {
+        deps.metrics?.notification('unknown', err.code);
+        throw new AppError(400, err.code, err.message);
+      }
+      throw err;
+    }
+    const routed = routeChanges(parsed.changes, sender, deps.tasks, explicitTaskId, parsed.ignored);
+    const requestId = randomUUID();
+    const ignoredCount = routed.ignored.reduce((n, i) => n + i.count, 0);
+    const answer = (r: { accepted: number; duplicates: number; jobIds: string[] }) => ({
+      requestId,
+      format: parsed.format,
+      accepted: r.accepted,
+      duplicates: r.duplicates,
+      ignored: ignoredCount,
+      ignoredReasons: routed.ignored,
+      jobs: routed.jobs.map((j) => ({ taskId: j.taskId, key: j.key })),
+    });
+    try {
+      const result = await enqueueReplications(deps.boss, deps.pool, routed.jobs, {
+        entry: {
+          requestId,
+          sender: sender.accessKeyId,
+          taskId: routed.taskId ?? (routed.jobs[0]?.taskId),
+          format: parsed.format,
+          ignored: ignoredCount,
+          signatureHash,
+        },
+        answer,
+      });
+      deps.metrics?.notification(parsed.format, 'accepted', result.accepted, result.duplicates);
+      request.log.info(
+        { requestId, sender: sender.accessKeyId, format: parsed.format, accepted: result.accepted, duplicates: result.duplicates, ignored: ignoredCount },
+        'notification accepted',
+      );
+      return reply.code(202).send(answer(result));
+    } catch (err) {
+      if (err instanceof ReplayError) return reply.code(200).send({ ...err.answer.response, replayed: true });
+      throw err;
+    }
+  };
+
+  app.post(
+    '/sync',
+    {
+      schema: {
+        summary: 'Accept an object-change notification (S3, EventBridge, OSS, MinIO, DTH or OMS format)',
+        tags: ['intake'],
+        security: [{ sdkHmac: [] }],
+        querystring: {
+          type: 'object',
+          properties: { task: { type: 'string', description: 'route every key to this task' } },
+        },
+        response: responses,
+      },
+    },
+    async (request, reply) => {
+      const { task } = request.query as { task?: string };
+      return handle(request, reply, (b) => parseNotification(b, { maxKeys: deps.maxKeys }), task);
+    },
+  );
+
+  app.post(
+    '/v2/:project_id/sync-tasks/:task_id/events',
+    {
+      schema: {
+        summary: 'Huawei OMS-compatible sync request: {"object_keys": [URL-encoded keys]}',
+        tags: ['intake'],
+        security: [{ sdkHmac: [] }],
+        params: {
+          type: 'object',
+          required: ['project_id', 'task_id'],
+          properties: { project_id: { type: 'string', maxLength: 128 }, task_id: { type: 'string', maxLength: 128 } },
+        },
+        response: responses,
+      },
+    },
+    async (request, reply) => {
+      const { task_id: taskId } = request.params as { task_id: string };
+      return handle(request, reply, (b) => parseOmsKeys(b, { maxKeys: deps.maxKeys }), taskId);
+    },
+  );
+}

@@ -1,0 +1,117 @@
+/**
+ * The one contract every storage backend implements. Replication and scans only
+ * speak this interface; they never see an SDK type. Adapters translate each
+ * provider's headers and errors into these shapes (see storage/errors.ts).
+ */
+import type { Readable } from 'node:stream';
+
+/** The standard HTTP headers that are carried across clouds (DESIGN.md §4). */
+export interface ContentHeaders {
+  contentType?: string;
+  contentEncoding?: string;
+  contentDisposition?: string;
+  contentLanguage?: string;
+  cacheControl?: string;
+  /** Kept as the raw header string: providers disagree on date formats. */
+  expires?: string;
+}
+
+/** Provider-neutral storage classes. */
+export type StorageClass = 'STANDARD' | 'STANDARD_IA' | 'ARCHIVE' | 'OTHER';
+
+export interface ObjectHead extends ContentHeaders {
+  key: string;
+  size: number;
+  /** ETag without surrounding quotes, case as the provider returned it. */
+  etag: string;
+  lastModified: Date;
+  /** User metadata, keys lower-cased, without the x-amz-meta-/x-oss-meta- prefix. */
+  userMetadata: Record<string, string>;
+  storageClass: StorageClass;
+  /** The provider's own storage class string (e.g. "IA", "GLACIER"). */
+  rawStorageClass?: string;
+  /** CRC-64/XZ (what OSS calls crc64ecma) as an unsigned decimal string, when the store reports one. */
+  crc64?: string;
+  /** True when the ETag is a multipart ETag ("md5-of-md5s-N"), i.e. not the MD5 of the bytes. */
+  multipartEtag: boolean;
+  /** True when the object must be restored before it can be read (S3 Glacier, OSS Archive). */
+  needsRestore: boolean;
+  /** True when a restore is in progress. */
+  restoreInProgress: boolean;
+  /** Server-side encryption with a customer key: unreadable without that key. */
+  sseCustomerAlgorithm?: string;
+}
+
+export interface PutOptions extends ContentHeaders {
+  userMetadata?: Record<string, string>;
+  storageClass?: StorageClass;
+  /** Base64 MD5 of the body: the server rejects the write if the bytes differ. */
+  contentMd5?: string;
+}
+
+export interface WriteResult {
+  etag: string;
+  /** CRC-64/XZ decimal string the server computed, when it reports one (OSS). */
+  crc64?: string;
+}
+
+export interface PartInfo {
+  partNumber: number;
+  etag: string;
+  size: number;
+}
+
+export interface ListedObject {
+  key: string;
+  size: number;
+  etag: string;
+  lastModified: Date;
+  storageClass: StorageClass;
+}
+
+export interface ListPage {
+  objects: ListedObject[];
+  /** Opaque token for the next page; undefined on the last page. */
+  nextToken?: string;
+}
+
+export interface GetOptions {
+  /** Inclusive byte range. */
+  range?: { start: number; end: number };
+  /** Fail with PreconditionFailed when the object's ETag is no longer this one. */
+  ifMatch?: string;
+}
+
+export interface ObjectStore {
+  readonly provider: 's3' | 'oss';
+  readonly bucket: string;
+  /** Metadata of the current object, or null when the key does not exist. */
+  head(key: string): Promise<ObjectHead | null>;
+  /** A stream of the object's bytes (or of the range). */
+  get(key: string, options?: GetOptions): Promise<Readable>;
+  /** Single-request upload of `size` bytes. */
+  put(key: string, body: Readable | Buffer, size: number, options?: PutOptions): Promise<WriteResult>;
+  createMultipartUpload(key: string, options?: PutOptions): Promise<string>;
+  uploadPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Buffer,
+    options?: { contentMd5?: string },
+  ): Promise<WriteResult>;
+  completeMultipartUpload(
+    key: string,
+    uploadId: string,
+    parts: { partNumber: number; etag: string }[],
+  ): Promise<WriteResult>;
+  abortMultipartUpload(key: string, uploadId: string): Promise<void>;
+  listParts(key: string, uploadId: string): Promise<PartInfo[]>;
+  /** Deleting a missing key is not an error. */
+  delete(key: string): Promise<void>;
+  /** One page of keys in UTF-8 binary order. */
+  listPage(options: { prefix?: string; startAfter?: string; token?: string; maxKeys?: number }): Promise<ListPage>;
+  /** Ask for an archived object to be made readable for `days`. */
+  restore(key: string, days: number): Promise<void>;
+  /** Release sockets. */
+  close(): Promise<void>;
+}
