@@ -1,0 +1,96 @@
+/**
+ * The service's parts assembled in-process over a real database and queue
+ * (no workers unless asked), listening on an ephemeral loopback port. For
+ * HTTP-level tests that need to look inside the database between requests.
+ */
+import type { FastifyInstance } from 'fastify';
+import PgBoss from 'pg-boss';
+import type pg from 'pg';
+import { SenderDirectory, type Sender } from '../../src/auth/senders.js';
+import type { TaskConfig } from '../../src/config/types.js';
+import { validateTask } from '../../src/config/validate.js';
+import { migrate } from '../../src/db/migrate.js';
+import { createPool } from '../../src/db/pool.js';
+import { buildApp } from '../../src/http/app.js';
+import { createLogger } from '../../src/logger.js';
+import { createMetrics } from '../../src/metrics.js';
+import { QUEUES, startBoss } from '../../src/queue/boss.js';
+import { TaskRegistry } from '../../src/tasks/registry.js';
+import { createTestDatabase, type TestDatabase } from './postgres.js';
+
+export interface Stack {
+  db: TestDatabase;
+  pool: pg.Pool;
+  boss: PgBoss;
+  tasks: TaskRegistry;
+  senders: SenderDirectory;
+  app: FastifyInstance;
+  url: string;
+  /** Jobs in the replicate queue (any state), for "nothing was queued" assertions. */
+  jobCount(): Promise<number>;
+  jobs(): Promise<{ taskId: string; key: string; state: string }[]>;
+  close(): Promise<void>;
+}
+
+export async function startStack(options: { tasks?: unknown[]; senders?: Sender[]; env?: NodeJS.ProcessEnv } = {}): Promise<Stack> {
+  const db = await createTestDatabase();
+  const pool = createPool(db.url, 10);
+  await migrate(pool);
+  const log = createLogger(process.env.BB_TEST_LOG_LEVEL ?? 'silent');
+  const boss = await startBoss(db.url, log, undefined, { supervise: false, schedule: false });
+  const tasks = new TaskRegistry(pool);
+  const configs: TaskConfig[] = (options.tasks ?? []).map((t, i) => validateTask(structuredClone(t), `tasks[${i}]`, options.env ?? { ...process.env }));
+  await tasks.syncConfigTasks(configs);
+  const senders = new SenderDirectory();
+  for (const s of options.senders ?? []) senders.set(s);
+  const metrics = createMetrics();
+  const app = await buildApp({
+    logger: log,
+    pool,
+    boss,
+    tasks,
+    senders,
+    maxSkewSeconds: 900,
+    metrics: metrics.intake,
+    metricsRegistry: metrics.registry,
+    isShuttingDown: () => false,
+    version: 'test',
+  });
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  return {
+    db,
+    pool,
+    boss,
+    tasks,
+    senders,
+    app,
+    url,
+    async jobCount() {
+      const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1', [QUEUES.replicate]);
+      return rows[0]!.n;
+    },
+    async jobs() {
+      const { rows } = await pool.query<{ data: { taskId: string; key: string }; state: string }>(
+        'SELECT data, state FROM pgboss.job WHERE name = $1 ORDER BY created_on, id',
+        [QUEUES.replicate],
+      );
+      return rows.map((r) => ({ taskId: r.data.taskId, key: r.data.key, state: r.state }));
+    },
+    async close() {
+      await app.close();
+      await boss.stop({ graceful: false, wait: true, timeout: 2000 });
+      await pool.end();
+      await db.drop();
+    },
+  };
+}
+
+/** A task definition for tests; endpoints are never contacted unless workers run. */
+export function testTask(id: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    id,
+    source: { provider: 's3', bucket: `${id}-src`, region: 'us-east-1', endpoint: 'http://127.0.0.1:9', forcePathStyle: true },
+    destination: { provider: 's3', bucket: `${id}-dst`, region: 'us-east-1', endpoint: 'http://127.0.0.1:9', forcePathStyle: true },
+    ...overrides,
+  };
+}
