@@ -17,6 +17,7 @@ import { createMetrics } from '../../src/metrics.js';
 import { QUEUES, startBoss } from '../../src/queue/boss.js';
 import { TaskRegistry } from '../../src/tasks/registry.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
+import { startTcpProxy, viaProxy, type TcpProxy } from './tcp-proxy.js';
 
 export interface Stack {
   db: TestDatabase;
@@ -26,18 +27,24 @@ export interface Stack {
   senders: SenderDirectory;
   app: FastifyInstance;
   url: string;
+  /** Present with `{ dbProxy: true }`: the app reaches PostgreSQL through it, so a test can cut the database. */
+  dbProxy?: TcpProxy;
   /** Jobs in the replicate queue (any state), for "nothing was queued" assertions. */
   jobCount(): Promise<number>;
   jobs(): Promise<{ taskId: string; key: string; state: string }[]>;
   close(): Promise<void>;
 }
 
-export async function startStack(options: { tasks?: unknown[]; senders?: Sender[]; env?: NodeJS.ProcessEnv } = {}): Promise<Stack> {
+export async function startStack(
+  options: { tasks?: unknown[]; senders?: Sender[]; env?: NodeJS.ProcessEnv; dbProxy?: boolean } = {},
+): Promise<Stack> {
   const db = await createTestDatabase();
-  const pool = createPool(db.url, 10);
+  const dbProxy = options.dbProxy ? await startTcpProxy(Number(new URL(db.url).port)) : undefined;
+  const appDbUrl = dbProxy ? viaProxy(db.url, dbProxy) : db.url;
+  const pool = createPool(appDbUrl, 10);
   await migrate(pool);
   const log = createLogger(process.env.BB_TEST_LOG_LEVEL ?? 'silent');
-  const boss = await startBoss(db.url, log, undefined, { supervise: false, schedule: false });
+  const boss = await startBoss(appDbUrl, log, undefined, { supervise: false, schedule: false });
   const tasks = new TaskRegistry(pool);
   const configs: TaskConfig[] = (options.tasks ?? []).map((t, i) => validateTask(structuredClone(t), `tasks[${i}]`, options.env ?? { ...process.env }));
   await tasks.syncConfigTasks(configs);
@@ -57,6 +64,8 @@ export async function startStack(options: { tasks?: unknown[]; senders?: Sender[
     version: 'test',
   });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  // Assertions read the database directly, so they work while the proxy is cut.
+  const direct = createPool(db.url, 2);
   return {
     db,
     pool,
@@ -65,12 +74,13 @@ export async function startStack(options: { tasks?: unknown[]; senders?: Sender[
     senders,
     app,
     url,
+    dbProxy,
     async jobCount() {
-      const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1', [QUEUES.replicate]);
+      const { rows } = await direct.query<{ n: number }>('SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1', [QUEUES.replicate]);
       return rows[0]!.n;
     },
     async jobs() {
-      const { rows } = await pool.query<{ data: { taskId: string; key: string }; state: string }>(
+      const { rows } = await direct.query<{ data: { taskId: string; key: string }; state: string }>(
         'SELECT data, state FROM pgboss.job WHERE name = $1 ORDER BY created_on, id',
         [QUEUES.replicate],
       );
@@ -80,6 +90,8 @@ export async function startStack(options: { tasks?: unknown[]; senders?: Sender[
       await app.close();
       await boss.stop({ graceful: false, wait: true, timeout: 2000 });
       await pool.end();
+      await direct.end();
+      await dbProxy?.close();
       await db.drop();
     },
   };
