@@ -1,0 +1,563 @@
+/**
+ * ObjectStore over AWS S3 and S3-compatible stores (@aws-sdk/client-s3 v3).
+ *
+ * Choices that are not obvious from the SDK's documentation:
+ *  - requestChecksumCalculation / responseChecksumValidation = WHEN_REQUIRED:
+ *    since 3.729 the SDK adds CRC32 trailers (aws-chunked encoding) to every
+ *    PutObject/UploadPart and validates response checksums. S3-compatible stores
+ *    (s3rver, older MinIO/Ceph, many vendors) do not understand aws-chunked and
+ *    would store the chunk framing as object bytes. We verify integrity
+ *    ourselves (Content-MD5 on writes, MD5/CRC-64 comparisons in replication).
+ *  - maxAttempts 2: the replication layer owns retries (with backoff and
+ *    markers); SDK retries only smooth over one dropped keep-alive socket.
+ *    Streaming bodies are never retried by the SDK.
+ *  - socketTimeout (idle) rather than requestTimeout: in this SDK version
+ *    requestTimeout bounds the time until the response headers, which for a
+ *    large PUT includes the whole upload; an idle timeout also covers a GET body
+ *    that stalls mid-stream.
+ *  - S3's x-amz-checksum-crc64nvme is NOT the CRC-64/XZ OSS reports; it never
+ *    goes into ObjectHead.crc64.
+ *  - AWS_CA_BUNDLE: SDK v3 for JavaScript does not read it (only v2 and the CLI
+ *    did), so it cannot break plain-http endpoints; custom CAs go through
+ *    NODE_EXTRA_CA_CERTS or an https agent.
+ */
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { PassThrough, Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  ListPartsCommand,
+  PutObjectCommand,
+  RestoreObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type StorageClass as S3StorageClass,
+} from '@aws-sdk/client-s3';
+import { codeFromStatus, StorageError } from './errors.js';
+import type {
+  ContentHeaders,
+  GetOptions,
+  ListedObject,
+  ListPage,
+  ObjectHead,
+  ObjectStore,
+  PartInfo,
+  PutOptions,
+  StorageClass,
+  WriteResult,
+} from './object-store.js';
+
+export interface S3StoreOptions {
+  bucket: string;
+  region: string;
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  /** Omitted → the SDK's default provider chain (env, profile, IMDS, ...). */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Per-host socket limit of the keep-alive agent. Default 64. */
+  maxSockets?: number;
+  /** Idle time on a socket (connecting, waiting or streaming) before the request fails with Timeout. Default 120 s. */
+  requestTimeoutMs?: number;
+}
+
+/** The fields of SDK errors we read; SDK service exceptions and Node socket errors both fit. */
+interface SdkErrorLike {
+  name?: string;
+  Code?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+/** Translate anything the SDK (or the socket under it) throws into a StorageError. */
+export function s3Error(err: unknown, operation: string, where: string): StorageError {
+  if (err instanceof StorageError) return err;
+  const e = (typeof err === 'object' && err !== null ? err : {}) as SdkErrorLike;
+  const status = e.$metadata?.httpStatusCode;
+  // With an HTTP answer the service's code is authoritative; without one, the
+  // socket error code (ECONNREFUSED...) says more than the generic name "Error".
+  const providerCode = status !== undefined ? (e.Code ?? e.name) : (e.code ?? e.name);
+  // Node refuses a request it cannot even send (e.g. a header with characters
+  // outside latin1): retrying cannot help, so it is not a network error.
+  const code = status === undefined && isLocalRequestError(e) ? 'InvalidRequest' : codeFromStatus(status, providerCode);
+  const detail = e.message && e.message !== 'UnknownError' ? e.message : (providerCode ?? 'unknown error');
+  return new StorageError(code, `S3 ${operation} ${where}: ${detail}`, status, providerCode, { cause: err });
+}
+
+function isLocalRequestError(e: SdkErrorLike): boolean {
+  return e.name === 'TypeError' || e.name === 'RangeError' || /^ERR_(INVALID|HTTP_INVALID)/.test(e.code ?? '');
+}
+
+const PRINTABLE_ASCII = /^[\x20-\x7e\t]*$/;
+
+/**
+ * S3 accepts only US-ASCII in headers; non-ASCII user metadata must be sent
+ * RFC 2047-encoded (S3 decodes it on PUT and re-encodes it on GET/HEAD).
+ */
+export function encodeMetadataValue(value: string): string {
+  if (PRINTABLE_ASCII.test(value)) return value;
+  return `=?UTF-8?B?${Buffer.from(value, 'utf8').toString('base64')}?=`;
+}
+
+const ENCODED_WORDS = /=\?([^?]+)\?([BbQq])\?([^?]*)\?=(?:\s+(?==\?[^?]+\?[BbQq]\?[^?]*\?=))?/g;
+
+/** Inverse of encodeMetadataValue, for UTF-8 / ISO-8859-1 encoded-words in B or Q form. */
+export function decodeMetadataValue(value: string): string {
+  if (!value.includes('=?')) return wireToText(value);
+  return value.replace(ENCODED_WORDS, (word, charset: string, enc: string, text: string) => {
+    const cs = charset.toLowerCase();
+    if (cs !== 'utf-8' && cs !== 'iso-8859-1') return word;
+    const bytes =
+      enc.toUpperCase() === 'B'
+        ? Buffer.from(text, 'base64')
+        : Buffer.from(
+            text.replace(/_/g, ' ').replace(/=([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))),
+            'latin1',
+          );
+    return bytes.toString(cs === 'utf-8' ? 'utf8' : 'latin1');
+  });
+}
+
+/**
+ * Node decodes response header bytes as latin1. Stores that send raw UTF-8
+ * (MinIO, Ceph, OSS) then show mojibake; re-decode when the bytes are valid UTF-8.
+ */
+export function wireToText(value: string): string {
+  if (!/[\x80-\xff]/.test(value) || /[^\x00-\xff]/.test(value)) return value;
+  const bytes = Buffer.from(value, 'latin1');
+  const text = bytes.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(bytes) ? text : value;
+}
+
+function asciiHeader(name: string, value: string): string {
+  if (!PRINTABLE_ASCII.test(value)) {
+    throw new StorageError('InvalidRequest', `${name} contains non-ASCII characters, which S3 cannot store in a header: ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+const RESTORE_DONE = /ongoing-request\s*=\s*"false"/i;
+const RESTORE_ONGOING = /ongoing-request\s*=\s*"true"/i;
+
+/** S3 → neutral. GLACIER_IR is readable without a restore, so it is not ARCHIVE. */
+export function fromS3StorageClass(raw: string | undefined): StorageClass {
+  switch (raw ?? 'STANDARD') {
+    case 'STANDARD':
+    case 'REDUCED_REDUNDANCY':
+      return 'STANDARD';
+    case 'STANDARD_IA':
+    case 'ONEZONE_IA':
+      return 'STANDARD_IA';
+    case 'GLACIER':
+    case 'DEEP_ARCHIVE':
+      return 'ARCHIVE';
+    default:
+      // GLACIER_IR, INTELLIGENT_TIERING, EXPRESS_ONEZONE, OUTPOSTS, SNOW...: no neutral twin.
+      return 'OTHER';
+  }
+}
+
+function toS3StorageClass(c: StorageClass | undefined): S3StorageClass | undefined {
+  switch (c) {
+    case 'STANDARD':
+      return 'STANDARD';
+    case 'STANDARD_IA':
+      return 'STANDARD_IA';
+    case 'ARCHIVE':
+      return 'GLACIER';
+    default:
+      return undefined; // OTHER / unset: the bucket's default
+  }
+}
+
+export function unquoteEtag(etag: string | undefined): string {
+  return (etag ?? '').replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
+}
+
+function quoteEtag(etag: string): string {
+  return etag.startsWith('"') ? etag : `"${etag}"`;
+}
+
+function checkRange(range: { start: number; end: number }): string {
+  const { start, end } = range;
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+    throw new StorageError('InvalidRequest', `invalid byte range ${start}-${end}`);
+  }
+  return `bytes=${start}-${end}`;
+}
+
+/**
+ * Re-emit a body stream so that errors in mid-stream (socket reset, idle
+ * timeout) reach the consumer as StorageError too, and destroying the result
+ * releases the socket.
+ */
+function translateStreamErrors(body: Readable, mapError: (err: unknown) => StorageError): Readable {
+  const out = new PassThrough({ highWaterMark: 256 * 1024 });
+  body.on('error', (err) => out.destroy(mapError(err)));
+  out.on('close', () => {
+    if (!body.destroyed && !body.readableEnded) body.destroy();
+  });
+  body.pipe(out);
+  return out;
+}
+
+export class S3Store implements ObjectStore {
+  readonly provider = 's3' as const;
+  readonly bucket: string;
+  readonly #client: S3Client;
+  /** Set once the bucket is known to exist; see #checkBucketAfter404. */
+  #bucketSeen = false;
+
+  constructor(options: S3StoreOptions) {
+    this.bucket = options.bucket;
+    const maxSockets = options.maxSockets ?? 64;
+    const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: Math.min(maxSockets, 32) };
+    this.#client = new S3Client({
+      region: options.region,
+      ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
+      forcePathStyle: options.forcePathStyle ?? false,
+      ...(options.credentials !== undefined ? { credentials: options.credentials } : {}),
+      maxAttempts: 2,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: {
+        httpAgent: new HttpAgent(agentOptions),
+        httpsAgent: new HttpsAgent(agentOptions),
+        connectionTimeout: 10_000,
+        socketTimeout: options.requestTimeoutMs ?? 120_000,
+      },
+    });
+  }
+
+  #where(key?: string): string {
+    return key === undefined ? `s3://${this.bucket}` : `s3://${this.bucket}/${key}`;
+  }
+
+  async #send<T>(operation: string, key: string | undefined, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      throw s3Error(err, operation, this.#where(key));
+    }
+  }
+
+  /**
+   * HEAD answers a bare 404 both for a missing key and a missing bucket. A
+   * misconfigured source bucket must not look like "every key was deleted"
+   * (that would delete the destination), so confirm the bucket once.
+   */
+  async #checkBucketAfter404(): Promise<void> {
+    if (this.#bucketSeen) return;
+    try {
+      await this.#client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      this.#bucketSeen = true;
+    } catch (err) {
+      const e = s3Error(err, 'HeadBucket', this.#where());
+      if (e.status === 404) {
+        throw new StorageError('NoSuchBucket', `S3 bucket ${this.#where()} does not exist`, 404, 'NoSuchBucket', { cause: err });
+      }
+      // 403: we may not list the bucket, but it exists; anything else is transient.
+      if (e.status === 403) this.#bucketSeen = true;
+      else throw e;
+    }
+  }
+
+  async head(key: string): Promise<ObjectHead | null> {
+    let out;
+    try {
+      out = await this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (err) {
+      const e = s3Error(err, 'HeadObject', this.#where(key));
+      if (e.status === 404) {
+        await this.#checkBucketAfter404();
+        return null;
+      }
+      throw e;
+    }
+    this.#bucketSeen = true;
+    const etag = unquoteEtag(out.ETag);
+    const rawClass = out.StorageClass ?? 'STANDARD';
+    const restore = out.Restore;
+    const archived = rawClass === 'GLACIER' || rawClass === 'DEEP_ARCHIVE' || out.ArchiveStatus !== undefined;
+    const head: ObjectHead = {
+      key,
+      size: out.ContentLength ?? 0,
+      etag,
+      lastModified: out.LastModified ?? new Date(0),
+      userMetadata: Object.fromEntries(
+        Object.entries(out.Metadata ?? {}).map(([k, v]) => [k.toLowerCase(), decodeMetadataValue(v)]),
+      ),
+      storageClass: fromS3StorageClass(rawClass),
+      rawStorageClass: rawClass,
+      // "Not the MD5 of the bytes": multipart, and also SSE-KMS / SSE-C objects,
+      // whose single-part ETags are 32 hex digits that are not an MD5 of the data.
+      multipartEtag:
+        /-\d+$/.test(etag) ||
+        out.ServerSideEncryption === 'aws:kms' ||
+        out.ServerSideEncryption === 'aws:kms:dsse' ||
+        out.SSECustomerAlgorithm !== undefined,
+      needsRestore: archived && !(restore !== undefined && RESTORE_DONE.test(restore)),
+      restoreInProgress: restore !== undefined && RESTORE_ONGOING.test(restore),
+    };
+    if (out.ContentType !== undefined) head.contentType = wireToText(out.ContentType);
+    if (out.ContentEncoding !== undefined) head.contentEncoding = wireToText(out.ContentEncoding);
+    if (out.ContentDisposition !== undefined) head.contentDisposition = wireToText(out.ContentDisposition);
+    if (out.ContentLanguage !== undefined) head.contentLanguage = wireToText(out.ContentLanguage);
+    if (out.CacheControl !== undefined) head.cacheControl = wireToText(out.CacheControl);
+    // ExpiresString is the raw header; Expires is a parsed Date (undefined when unparsable).
+    const expires = out.ExpiresString ?? out.Expires?.toUTCString();
+    if (expires !== undefined) head.expires = expires;
+    if (out.SSECustomerAlgorithm !== undefined) head.sseCustomerAlgorithm = out.SSECustomerAlgorithm;
+    return head;
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<Readable> {
+    const where = this.#where(key);
+    const range = options.range ? checkRange(options.range) : undefined;
+    const out = await this.#send('GetObject', key, () =>
+      this.#client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          ...(range !== undefined ? { Range: range } : {}),
+          ...(options.ifMatch !== undefined ? { IfMatch: quoteEtag(options.ifMatch) } : {}),
+        }),
+      ),
+    );
+    const body = out.Body;
+    if (!(body instanceof Readable)) {
+      throw new StorageError('Unknown', `S3 GetObject ${where}: response has no readable body`);
+    }
+    // A store that ignores Range answers 200 with the whole object; never hand that out as the range.
+    if (range !== undefined && out.ContentRange === undefined) {
+      body.destroy();
+      throw new StorageError('InvalidRequest', `S3 GetObject ${where}: the store ignored Range ${range}`);
+    }
+    return translateStreamErrors(body, (err) => s3Error(err, 'GetObject (body)', where));
+  }
+
+  #writeHeaders(options: PutOptions): {
+    ContentType?: string;
+    ContentEncoding?: string;
+    ContentDisposition?: string;
+    ContentLanguage?: string;
+    CacheControl?: string;
+    Metadata?: Record<string, string>;
+    StorageClass?: S3StorageClass;
+  } {
+    const storageClass = toS3StorageClass(options.storageClass);
+    let metadata: Record<string, string> | undefined;
+    if (options.userMetadata !== undefined) {
+      metadata = {};
+      for (const [k, v] of Object.entries(options.userMetadata)) {
+        if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) {
+          throw new StorageError('InvalidRequest', `user metadata name ${JSON.stringify(k)} is not a valid HTTP header name`);
+        }
+        metadata[k] = encodeMetadataValue(v);
+      }
+    }
+    // Validation errors are thrown before any request, so the caller fails fast (not retryable).
+    return {
+      ...(options.contentType !== undefined ? { ContentType: asciiHeader('Content-Type', options.contentType) } : {}),
+      ...(options.contentEncoding !== undefined ? { ContentEncoding: asciiHeader('Content-Encoding', options.contentEncoding) } : {}),
+      ...(options.contentDisposition !== undefined
+        ? { ContentDisposition: asciiHeader('Content-Disposition', options.contentDisposition) }
+        : {}),
+      ...(options.contentLanguage !== undefined ? { ContentLanguage: asciiHeader('Content-Language', options.contentLanguage) } : {}),
+      ...(options.cacheControl !== undefined ? { CacheControl: asciiHeader('Cache-Control', options.cacheControl) } : {}),
+      ...(metadata !== undefined ? { Metadata: metadata } : {}),
+      ...(storageClass !== undefined ? { StorageClass: storageClass } : {}),
+    };
+  }
+
+  async put(key: string, body: Readable | Buffer, size: number, options: PutOptions = {}): Promise<WriteResult> {
+    const command = new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      Body: body,
+      ContentLength: size,
+      ...(options.contentMd5 !== undefined ? { ContentMD5: options.contentMd5 } : {}),
+      ...this.#writeHeaders(options),
+    });
+    withRawExpires(command, options);
+    const out = await this.#send('PutObject', key, () => this.#client.send(command));
+    return { etag: unquoteEtag(out.ETag) };
+  }
+
+  async createMultipartUpload(key: string, options: PutOptions = {}): Promise<string> {
+    const command = new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ...this.#writeHeaders(options) });
+    withRawExpires(command, options);
+    const out = await this.#send('CreateMultipartUpload', key, () => this.#client.send(command));
+    if (!out.UploadId) throw new StorageError('Unknown', `S3 CreateMultipartUpload ${this.#where(key)}: no UploadId in the answer`);
+    return out.UploadId;
+  }
+
+  async uploadPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Buffer,
+    options: { contentMd5?: string } = {},
+  ): Promise<WriteResult> {
+    const out = await this.#send(`UploadPart #${partNumber}`, key, () =>
+      this.#client.send(
+        new UploadPartCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          Body: body,
+          ContentLength: body.length,
+          ...(options.contentMd5 !== undefined ? { ContentMD5: options.contentMd5 } : {}),
+        }),
+      ),
+    );
+    return { etag: unquoteEtag(out.ETag) };
+  }
+
+  async completeMultipartUpload(
+    key: string,
+    uploadId: string,
+    parts: { partNumber: number; etag: string }[],
+  ): Promise<WriteResult> {
+    const sorted = [...parts].sort((a, b) => a.partNumber - b.partNumber);
+    const out = await this.#send('CompleteMultipartUpload', key, () =>
+      this.#client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: sorted.map((p) => ({ PartNumber: p.partNumber, ETag: quoteEtag(p.etag) })) },
+        }),
+      ),
+    );
+    return { etag: unquoteEtag(out.ETag) };
+  }
+
+  async abortMultipartUpload(key: string, uploadId: string): Promise<void> {
+    await this.#send('AbortMultipartUpload', key, () =>
+      this.#client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })),
+    );
+  }
+
+  async listParts(key: string, uploadId: string): Promise<PartInfo[]> {
+    const parts: PartInfo[] = [];
+    let marker: string | undefined;
+    for (;;) {
+      const out = await this.#send('ListParts', key, () =>
+        this.#client.send(
+          new ListPartsCommand({
+            Bucket: this.bucket,
+            Key: key,
+            UploadId: uploadId,
+            ...(marker !== undefined ? { PartNumberMarker: marker } : {}),
+          }),
+        ),
+      );
+      for (const p of out.Parts ?? []) {
+        if (p.PartNumber === undefined) continue;
+        parts.push({ partNumber: p.PartNumber, etag: unquoteEtag(p.ETag), size: p.Size ?? 0 });
+      }
+      const next = out.NextPartNumberMarker;
+      // Guard against a store that says "truncated" without advancing the marker.
+      if (!out.IsTruncated || next === undefined || next === marker) break;
+      marker = next;
+    }
+    return parts.sort((a, b) => a.partNumber - b.partNumber);
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (err) {
+      const e = s3Error(err, 'DeleteObject', this.#where(key));
+      // S3 answers 204 for a missing key; some compatible stores answer NoSuchKey.
+      if (e.code === 'NoSuchKey') return;
+      throw e;
+    }
+  }
+
+  async listPage(options: { prefix?: string; startAfter?: string; token?: string; maxKeys?: number }): Promise<ListPage> {
+    const out = await this.#send('ListObjectsV2', options.prefix, () =>
+      this.#client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          // url encoding keeps keys with characters XML 1.0 cannot carry (e.g. \x01) listable.
+          EncodingType: 'url',
+          ...(options.prefix !== undefined ? { Prefix: options.prefix } : {}),
+          ...(options.startAfter !== undefined ? { StartAfter: options.startAfter } : {}),
+          ...(options.token !== undefined ? { ContinuationToken: options.token } : {}),
+          ...(options.maxKeys !== undefined ? { MaxKeys: options.maxKeys } : {}),
+        }),
+      ),
+    );
+    // Decode only when the store says it encoded: a store that ignores the
+    // parameter returns raw keys, and decoding "100%" or "a+b" would corrupt them.
+    const encoded = out.EncodingType === 'url';
+    const decode = (k: string): string => (encoded ? decodeURIComponent(k.replace(/\+/g, ' ')) : k);
+    const objects: ListedObject[] = (out.Contents ?? []).flatMap((o) =>
+      o.Key === undefined
+        ? []
+        : [
+            {
+              key: decode(o.Key),
+              size: o.Size ?? 0,
+              etag: unquoteEtag(o.ETag),
+              lastModified: o.LastModified ?? new Date(0),
+              storageClass: fromS3StorageClass(o.StorageClass),
+            },
+          ],
+    );
+    const page: ListPage = { objects };
+    if (out.IsTruncated && out.NextContinuationToken) page.nextToken = out.NextContinuationToken;
+    return page;
+  }
+
+  async restore(key: string, days: number): Promise<void> {
+    try {
+      await this.#client.send(
+        new RestoreObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          RestoreRequest: { Days: days, GlacierJobParameters: { Tier: 'Standard' } },
+        }),
+      );
+    } catch (err) {
+      const e = s3Error(err, 'RestoreObject', this.#where(key));
+      // Asking again while a restore runs is not a failure: the restore we want is under way.
+      if (e.providerCode === 'RestoreAlreadyInProgress') return;
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#client.destroy();
+  }
+}
+
+/**
+ * The SDK models Expires as a Date, which loses values that are not valid
+ * HTTP dates ("0", "-1" are legal and mean "already expired"). Send the
+ * caller's raw string instead; the build step runs before signing.
+ */
+function withRawExpires(command: PutObjectCommand | CreateMultipartUploadCommand, options: ContentHeaders): void {
+  const expires = options.expires === undefined ? undefined : asciiHeader('Expires', options.expires);
+  if (expires === undefined) return;
+  const middleware =
+    <A extends { request: unknown }, R>(next: (args: A) => Promise<R>) =>
+    async (args: A): Promise<R> => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (request.headers) request.headers['expires'] = expires;
+      return next(args);
+    };
+  const options_ = { step: 'build', name: 'bucketbridgeRawExpires' } as const;
+  if (command instanceof PutObjectCommand) command.middlewareStack.add(middleware, options_);
+  else command.middlewareStack.add(middleware, options_);
+}
