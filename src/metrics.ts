@@ -2,7 +2,8 @@
  * Prometheus metrics (prom-client): one registry per process, passed to the
  * modules that report, never a global, so tests can build several apps.
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { QueueSnapshot } from './db/task-status-repo.js';
 import type { IntakeMetrics } from './http/routes/intake-metrics.js';
 
 export interface ReplicationMetrics {
@@ -76,4 +77,56 @@ export function createMetrics(): Metrics {
       },
     },
   };
+}
+
+export interface QueueGaugeSource {
+  /** Job counts and lag of every task (db/task-status-repo.ts). */
+  snapshot(): Promise<QueueSnapshot>;
+  /** Tasks that get a 0 series when nothing is outstanding. */
+  taskIds(): string[];
+}
+
+const JOB_STATES = ['queued', 'retrying', 'active', 'failed'] as const;
+
+/**
+ * Gauges computed on scrape from pgboss.job and bb_object_status:
+ * `bb_queue_jobs{task,state}` (queued, retrying, active; failed = held in the
+ * dead-letter queue) and `bb_replication_lag_seconds{task}`. One snapshot
+ * serves both gauges and is reused for `ttlMs`, so frequent or parallel
+ * scrapes cost at most one pair of queries per interval. When the database
+ * cannot be read the series are left out of that scrape.
+ */
+export function registerQueueGauges(registry: Registry, source: QueueGaugeSource, ttlMs = 5_000): void {
+  let cached: { at: number; value: Promise<QueueSnapshot | undefined> } | undefined;
+  const snapshot = () => {
+    const now = Date.now();
+    if (!cached || now - cached.at >= ttlMs) cached = { at: now, value: source.snapshot().catch(() => undefined) };
+    return cached.value;
+  };
+  const jobs: Gauge<'task' | 'state'> = new Gauge({
+    name: 'bb_queue_jobs',
+    help: 'Replication jobs by task and state: queued, retrying, active, failed (dead-lettered, kept 30 days)',
+    labelNames: ['task', 'state'],
+    registers: [registry],
+    async collect() {
+      const snap = await snapshot();
+      jobs.reset();
+      if (!snap) return;
+      for (const task of source.taskIds()) for (const state of JOB_STATES) jobs.set({ task, state }, 0);
+      for (const j of snap.jobs) jobs.set({ task: j.task, state: j.state }, j.count);
+    },
+  });
+  const lag: Gauge<'task'> = new Gauge({
+    name: 'bb_replication_lag_seconds',
+    help: 'Age of the oldest change of the task not yet replicated (0 when nothing is outstanding)',
+    labelNames: ['task'],
+    registers: [registry],
+    async collect() {
+      const snap = await snapshot();
+      lag.reset();
+      if (!snap) return;
+      for (const task of source.taskIds()) lag.set({ task }, 0);
+      for (const l of snap.lag) lag.set({ task: l.task }, l.seconds);
+    },
+  });
 }

@@ -8,6 +8,8 @@ import type { FastifyInstance } from 'fastify';
 import type PgBoss from 'pg-boss';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { AdminAuth } from './auth/admin-jwt.js';
+import { SecretBox } from './auth/secret-box.js';
 import { SenderDirectory } from './auth/senders.js';
 import type { Config } from './config/load.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
@@ -15,20 +17,26 @@ import { migrate } from './db/migrate.js';
 import { MultipartRepo } from './db/multipart-repo.js';
 import { ObjectStatusRepo } from './db/object-status-repo.js';
 import { createPool } from './db/pool.js';
+import { RegistryRefresher } from './db/registry-refresh.js';
+import { SenderRepo } from './db/sender-repo.js';
+import { TaskStatusRepo } from './db/task-status-repo.js';
 import { buildApp } from './http/app.js';
-import { createMetrics } from './metrics.js';
-import { startBoss } from './queue/boss.js';
+import { httpsOptions, plaintextWarning } from './http/tls.js';
+import { createMetrics, registerQueueGauges } from './metrics.js';
+import { Alerts } from './alerts/index.js';
+import { DEFAULT_QUEUE_SETTINGS, startBoss } from './queue/boss.js';
 import { LeaseKeeper } from './queue/leases.js';
 import { ReplicationWorkers } from './queue/replication-worker.js';
 import { StoreCache } from './replication/stores.js';
 import { TaskRegistry } from './tasks/registry.js';
+import { ScanRunner } from './scan/runner.js';
+import { ScanService } from './scan/scans.js';
+import { ScanScheduler } from './scan/scheduler.js';
+import { ScanWorkers } from './scan/worker.js';
 
 export const VERSION: string = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
 ).version;
-
-/** Bytes this process may hold in upload buffers at once (all copies together). */
-const MEMORY_BUDGET_BYTES = 192 * 1024 * 1024;
 
 export interface RunningService {
   app: FastifyInstance;
@@ -78,17 +86,57 @@ export async function startService(config: Config, log: Logger): Promise<Running
     teardown.add('pool', () => pool.end());
     const applied = await migrate(pool);
     if (applied.length > 0) log.info({ applied }, 'migrations applied');
-    const boss = await startBoss(connectionString, log);
+    const boss = await startBoss(connectionString, log, {
+      ...DEFAULT_QUEUE_SETTINGS,
+      retryLimit: env.retryLimit,
+      retryDelaySeconds: env.retryDelaySeconds,
+    });
     teardown.add('queue', () => boss.stop({ graceful: false, wait: true, timeout: 5_000 }));
 
     const tasks = new TaskRegistry(pool);
     await tasks.syncConfigTasks(config.file.tasks);
     const senders = SenderDirectory.fromConfig(config.file.senders);
+    // API-managed senders and every registry change made by other processes:
+    // polled from bb_registry_versions (see db/registry-refresh.ts).
+    const senderRepo = new SenderRepo(pool, env.masterKey ? new SecretBox(env.masterKey) : undefined);
+    const refresher = new RegistryRefresher(
+      pool,
+      { tasks: () => tasks.load(), senders: () => senders.loadApiSenders(senderRepo, log) },
+      { intervalMs: env.refreshIntervalMs ?? 2_000, log },
+    );
+    await refresher.start();
+    teardown.add('registry refresh', () => refresher.stop());
+    const adminAuth = new AdminAuth({
+      secret: env.adminJwtSecret,
+      jwksUrl: env.adminJwksUrl,
+      issuer: env.adminJwtIssuer,
+      audience: env.adminJwtAudience,
+    });
+    if (adminAuth.enabled) log.info({ auth: adminAuth.mode }, 'admin API enabled');
+    else log.warn('admin API disabled: neither BB_ADMIN_JWT_SECRET nor BB_ADMIN_JWKS_URL is set; every /admin call answers 503 ADMIN_DISABLED');
+    if (!env.masterKey) log.info('BB_MASTER_KEY is not set: senders cannot be created through the admin API');
     const metrics = createMetrics();
+    const statusRepo = new TaskStatusRepo(pool);
+    registerQueueGauges(metrics.registry, { snapshot: () => statusRepo.queueSnapshot(), taskIds: () => tasks.all().map((t) => t.id) });
     const stores = new StoreCache(log);
+    // Alerts (src/alerts/): an outbox delivered on its own timer; workers only record failures into it.
+    const alerts = new Alerts({
+      pool,
+      tasks,
+      statuses: statusRepo,
+      log,
+      pollIntervalMs: env.alertPollSeconds * 1000,
+      deliveryIntervalMs: Math.min(5_000, env.alertPollSeconds * 1000),
+      retryBaseSeconds: env.alertRetrySeconds,
+    });
+    alerts.start();
+    teardown.add('alerts', () => alerts.stop());
     teardown.add('storage clients', () => stores.close());
 
-    const leases = new LeaseKeeper(pool, boss, log);
+    const leases = new LeaseKeeper(pool, boss, log, {
+      heartbeatSeconds: env.leaseHeartbeatSeconds,
+      staleAfterSeconds: env.leaseStaleSeconds,
+    });
     await leases.start();
     teardown.add('worker leases', () => leases.stop());
     let workers: ReplicationWorkers | undefined;
@@ -104,11 +152,24 @@ export async function startService(config: Config, log: Logger): Promise<Running
         metrics: metrics.replication,
         log,
         concurrency: env.workerConcurrency,
-        memoryBudgetBytes: MEMORY_BUDGET_BYTES,
+        memoryBudgetBytes: env.uploadMemoryBytes,
+        restoreRecheckSeconds: env.restoreRecheckSeconds,
+        alerts,
       });
       await workers.start();
       const w = workers;
       teardown.add('workers', () => w.stop(env.shutdownGraceMs));
+    }
+
+    // Reconciliation scans (src/scan/): any process records requests; worker processes run them and the schedules.
+    const scans = new ScanService(pool, boss, tasks, log);
+    if (env.workers) {
+      const scanWorkers = new ScanWorkers(boss, new ScanRunner({ pool, boss, tasks, stores, log }), log);
+      await scanWorkers.start();
+      teardown.add('scan workers', () => scanWorkers.stop());
+      const scheduler = new ScanScheduler({ pool, boss, tasks, scans, log });
+      await scheduler.start();
+      teardown.add('scan scheduler', () => scheduler.stop());
     }
 
     const app = await buildApp({
@@ -122,8 +183,13 @@ export async function startService(config: Config, log: Logger): Promise<Running
       metricsRegistry: metrics.registry,
       isShuttingDown: () => shuttingDown,
       version: VERSION,
+      admin: { auth: adminAuth, masterKey: env.masterKey },
+      scans,
+      ...(env.tls ? { https: httpsOptions(env.tls) } : {}),
     });
     teardown.add('http', () => app.close());
+    const plaintext = plaintextWarning(env.host, env.tls !== undefined);
+    if (plaintext) log.warn({ host: env.host }, plaintext);
     let address: string;
     try {
       address = await app.listen({ port: env.port, host: env.host });

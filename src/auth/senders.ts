@@ -1,8 +1,12 @@
 /**
  * Who may POST notifications: access key → valid secrets (two during a
  * rotation) and the tasks the key may feed. Config-file senders read their
- * secrets from the env vars the config names.
+ * secrets from the env vars the config names; senders created through the
+ * admin API live in bb_senders (secrets encrypted with BB_MASTER_KEY) and are
+ * reloaded whenever that table changes. A config sender wins over an API
+ * sender of the same access key.
  */
+import type { Logger } from 'pino';
 import type { SenderConfig } from '../config/types.js';
 
 export interface Sender {
@@ -10,10 +14,18 @@ export interface Sender {
   secrets: string[];
   tasks: string[];
   source: 'config' | 'api';
+  /** API senders during a rotation: the old secret, accepted until `expiresAt`. */
+  previous?: { secret: string; expiresAt: Date };
+}
+
+/** What loads API senders (db/sender-repo.ts implements it). */
+export interface ApiSenderSource {
+  loadForIntake(log?: Logger): Promise<Sender[]>;
 }
 
 export class SenderDirectory {
   private senders = new Map<string, Sender>();
+  private apiSenders = new Map<string, Sender>();
 
   static fromConfig(senders: SenderConfig[], env: NodeJS.ProcessEnv = process.env): SenderDirectory {
     const dir = new SenderDirectory();
@@ -30,13 +42,35 @@ export class SenderDirectory {
     this.senders.set(sender.accessKeyId, sender);
   }
 
+  /** Replace the API-managed senders (enabled ones, secrets decrypted). */
+  replaceApiSenders(senders: Sender[]): void {
+    this.apiSenders = new Map(senders.map((s) => [s.accessKeyId, { ...s, source: 'api' as const }]));
+  }
+
+  /** Reload the API-managed senders from the database. */
+  async loadApiSenders(source: ApiSenderSource, log?: Logger): Promise<void> {
+    this.replaceApiSenders(await source.loadForIntake(log));
+  }
+
   get(accessKeyId: string): Sender | undefined {
-    return this.senders.get(accessKeyId);
+    return this.senders.get(accessKeyId) ?? this.apiSenders.get(accessKeyId);
+  }
+
+  /** True when the access key belongs to a config-file sender. */
+  isConfigSender(accessKeyId: string): boolean {
+    return this.senders.has(accessKeyId);
+  }
+
+  /** Config-file senders (read-only through the admin API). */
+  configSenders(): Sender[] {
+    return [...this.senders.values()];
   }
 
   /** For signature verification: the secrets of a key, or undefined when unknown. */
   secretsOf = (accessKeyId: string): string[] | undefined => {
-    const s = this.senders.get(accessKeyId);
-    return s && s.secrets.length > 0 ? s.secrets : undefined;
+    const s = this.get(accessKeyId);
+    if (!s) return undefined;
+    const secrets = s.previous && s.previous.expiresAt.getTime() > Date.now() ? [...s.secrets, s.previous.secret] : s.secrets;
+    return secrets.length > 0 ? secrets : undefined;
   };
 }

@@ -17,4 +17,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'migrate', summary: 'apply pending database migrations and exit', load: () => import('./migrate.js') },
   { name: 'sign', summary: 'print SDK-HMAC-SHA256 headers for a request', load: () => import('./sign.js') },
   { name: 'send', summary: 'sign a notification and POST it', load: () => import('./send.js') },
+  { name: 'scan', summary: 'start a reconciliation scan of a task (queue it, or run it here)', load: () => import('./scan.js') },
+  { name: 'decrypt', summary: 'decrypt a client-side-encrypted replica with the private key', load: () => import('./decrypt.js') },
+  { name: 'token', summary: 'mint an admin API token (HS256, BB_ADMIN_JWT_SECRET)', load: () => import('./token.js') },
 ];

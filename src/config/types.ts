@@ -15,6 +15,36 @@ export interface EndpointConfig {
   forcePathStyle?: boolean;
   credentials?: CredentialsRef;
   prefixes?: string[];
+  /** PEM CA bundle for an https endpoint with a private CA. */
+  caBundleFile?: string;
+  /** Destination only: server-side encryption of every write. */
+  encryption?: EncryptionConfig;
+  /** Source only (S3): env var holding the SSE-C key of customer-key-encrypted objects. */
+  sseCustomerKeyEnv?: string;
+}
+
+export interface EncryptionConfig {
+  mode: 'AES256' | 'aws:kms' | 'KMS';
+  keyId?: string;
+}
+
+export interface ClientSideEncryptionConfig {
+  publicKeyFile: string;
+  algorithm: 'AES-256-CTR';
+}
+
+export interface LimitsConfig {
+  bytesPerSecond?: number;
+  requestsPerSecond?: number;
+}
+
+export interface AlertsConfig {
+  url: string;
+  secretEnv: string;
+  accessKeyId: string;
+  lagSeconds?: number;
+  dedupeSeconds: number;
+  maxPerMinute: number;
 }
 
 export type CompareMode = 'checksum' | 'size' | 'none';
@@ -29,6 +59,9 @@ export interface TaskOptions {
   maxConcurrentCopies: number;
   storageClass?: Exclude<StorageClass, 'OTHER'>;
   restoreArchived: boolean;
+  clientSideEncryption?: ClientSideEncryptionConfig;
+  limits?: LimitsConfig;
+  alerts?: AlertsConfig;
 }
 
 export type Schedule =

@@ -5,7 +5,8 @@
  */
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import { configFileSchema, taskSchema } from './schema.js';
+import { checkProtection } from './protection.js';
+import { apiSenderSchema, configFileSchema, senderRotationSchema, taskSchema } from './schema.js';
 import type { ConfigFile, EndpointConfig, TaskConfig } from './types.js';
 
 export class ConfigError extends Error {
@@ -19,11 +20,16 @@ export class ConfigError extends Error {
   }
 }
 
+/** A task whose destination would feed its own source (same store, overlapping prefixes). */
+export class ReplicationLoopError extends ConfigError {}
+
 // ajv-formats ships CJS with a default export that NodeNext sees as a namespace.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 const ajv = addFormats(new Ajv({ useDefaults: true, allErrors: false, strict: false }));
 const validateFile = ajv.compile(configFileSchema);
 const validateTaskShape = ajv.compile(taskSchema);
+const validateApiSenderShape = ajv.compile(apiSenderSchema);
+const validateRotationShape = ajv.compile(senderRotationSchema);
 
 /** `/tasks/0/source` → `tasks[0].source` */
 function fieldPath(base: string, pointer: string): string {
@@ -99,8 +105,11 @@ export function validateTask(input: unknown, field = 'task', env: NodeJS.Process
   }
   checkCredentialEnv(task.source, `${field}.source`, env);
   checkCredentialEnv(task.destination, `${field}.destination`, env);
+  const alerts = task.options.alerts;
+  if (alerts && !env[alerts.secretEnv]) throw new ConfigError(`${field}.options.alerts.secretEnv`, `env var ${alerts.secretEnv} is not set`);
+  checkProtection(task, field, env);
   if (isReplicationLoop(task)) {
-    throw new ConfigError(`${field}.destination`, 'is the same bucket and prefix as the source (replication loop)');
+    throw new ReplicationLoopError(`${field}.destination`, 'is the same bucket and prefix as the source (replication loop)');
   }
   return task;
 }
@@ -128,4 +137,26 @@ export function validateConfigFile(input: unknown, env: NodeJS.ProcessEnv = proc
     });
   });
   return file;
+}
+
+export interface ApiSenderInput {
+  accessKeyId?: string;
+  tasks: string[];
+  description?: string;
+}
+
+/** Validate an admin API sender body (schema: apiSenderSchema); task ids are checked against `knownTasks`. */
+export function validateApiSender(input: unknown, field = 'sender', knownTasks?: (id: string) => boolean): ApiSenderInput {
+  if (!validateApiSenderShape(input)) throw toConfigError(field, validateApiSenderShape.errors![0]!);
+  const sender = input as unknown as ApiSenderInput;
+  sender.tasks.forEach((t, j) => {
+    if (knownTasks && !knownTasks(t)) throw new ConfigError(`${field}.tasks[${j}]`, `unknown task ${t}`);
+  });
+  return sender;
+}
+
+/** Validate a rotation body (schema: senderRotationSchema). */
+export function validateSenderRotation(input: unknown, field = 'rotation'): { previousSecretValidUntil?: string } {
+  if (!validateRotationShape(input ?? {})) throw toConfigError(field, validateRotationShape.errors![0]!);
+  return (input ?? {}) as { previousSecretValidUntil?: string };
 }

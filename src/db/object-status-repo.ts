@@ -33,21 +33,42 @@ export interface ObjectStatusRow {
   completedAt: Date | null;
 }
 
+const ROW_COLUMNS = `task_id AS "taskId", key, status, attempts, bytes::float8 AS bytes, source_etag AS "sourceEtag",
+  source_crc64 AS "sourceCrc64", destination_etag AS "destinationEtag", duration_ms AS "durationMs",
+  last_error_code AS "lastErrorCode", last_error_message AS "lastErrorMessage",
+  first_seen_at AS "firstSeenAt", updated_at AS "updatedAt", completed_at AS "completedAt"`;
+
+export interface ObjectListQuery {
+  taskId: string;
+  status?: ObjectStatus;
+  prefix?: string;
+  /** Keyset position: rows with keys after this one. */
+  afterKey?: string;
+  limit: number;
+}
+
 const SUCCESS: ReadonlySet<ObjectStatus> = new Set(['completed', 'in_sync', 'deleted', 'source_missing']);
 
 export class ObjectStatusRepo {
   constructor(private readonly pool: pg.Pool) {}
 
-  /** Record one attempt's outcome; attempts counts every recorded attempt. */
+  /**
+   * Record one attempt's outcome. `attempts` counts the attempts of the
+   * current round: it grows while the key is being retried (status pending)
+   * and starts again at 1 when a key that had settled (success or failed) is
+   * reconciled again.
+   */
   async record(u: StatusUpdate): Promise<void> {
     const success = SUCCESS.has(u.status);
-    await this.pool.query(
-      `INSERT INTO bb_object_status AS s (task_id, key, status, attempts, bytes, source_etag, source_crc64, destination_etag,
+    // Prepared once per connection: this runs for every replicated key.
+    await this.pool.query({
+      name: 'bb-status-record',
+      text: `INSERT INTO bb_object_status AS s (task_id, key, status, attempts, bytes, source_etag, source_crc64, destination_etag,
          duration_ms, last_error_code, last_error_message, completed_at)
        VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $11 THEN now() END)
        ON CONFLICT (task_id, key) DO UPDATE SET
          status = EXCLUDED.status,
-         attempts = s.attempts + 1,
+         attempts = CASE WHEN s.status = 'pending' THEN s.attempts + 1 ELSE 1 END,
          bytes = COALESCE(EXCLUDED.bytes, s.bytes),
          source_etag = COALESCE(EXCLUDED.source_etag, s.source_etag),
          source_crc64 = COALESCE(EXCLUDED.source_crc64, s.source_crc64),
@@ -57,7 +78,7 @@ export class ObjectStatusRepo {
          last_error_message = CASE WHEN $11 THEN s.last_error_message ELSE EXCLUDED.last_error_message END,
          updated_at = now(),
          completed_at = CASE WHEN $11 THEN now() ELSE s.completed_at END`,
-      [
+      values: [
         u.taskId,
         u.key,
         u.status,
@@ -70,18 +91,44 @@ export class ObjectStatusRepo {
         u.errorMessage ?? null,
         success,
       ],
-    );
+    });
   }
 
   async get(taskId: string, key: string): Promise<ObjectStatusRow | undefined> {
-    const { rows } = await this.pool.query(
-      `SELECT task_id AS "taskId", key, status, attempts, bytes::float8 AS bytes, source_etag AS "sourceEtag",
-              source_crc64 AS "sourceCrc64", destination_etag AS "destinationEtag", duration_ms AS "durationMs",
-              last_error_code AS "lastErrorCode", last_error_message AS "lastErrorMessage",
-              first_seen_at AS "firstSeenAt", updated_at AS "updatedAt", completed_at AS "completedAt"
-         FROM bb_object_status WHERE task_id = $1 AND key = $2`,
-      [taskId, key],
-    );
+    const { rows } = await this.pool.query(`SELECT ${ROW_COLUMNS} FROM bb_object_status WHERE task_id = $1 AND key = $2`, [taskId, key]);
     return rows[0] as ObjectStatusRow | undefined;
+  }
+
+  /** One page of a task's rows in key order (keyset pagination); `more` says whether another page follows. */
+  async list(q: ObjectListQuery): Promise<{ rows: ObjectStatusRow[]; more: boolean }> {
+    const where = ['task_id = $1'];
+    const params: unknown[] = [q.taskId];
+    if (q.status !== undefined) {
+      params.push(q.status);
+      where.push(`status = $${params.length}`);
+    }
+    if (q.prefix !== undefined && q.prefix !== '') {
+      params.push(q.prefix);
+      where.push(`starts_with(key, $${params.length})`);
+    }
+    if (q.afterKey !== undefined) {
+      params.push(q.afterKey);
+      where.push(`key > $${params.length}`);
+    }
+    params.push(q.limit + 1);
+    const { rows } = await this.pool.query(
+      `SELECT ${ROW_COLUMNS} FROM bb_object_status WHERE ${where.join(' AND ')} ORDER BY key LIMIT $${params.length}`,
+      params,
+    );
+    return { rows: rows.slice(0, q.limit) as ObjectStatusRow[], more: rows.length > q.limit };
+  }
+
+  /** Keys of a task in one status, in key order after `afterKey`, at most `limit`. */
+  async keysWithStatus(taskId: string, status: ObjectStatus, afterKey: string | undefined, limit: number): Promise<string[]> {
+    const { rows } = await this.pool.query<{ key: string }>(
+      `SELECT key FROM bb_object_status WHERE task_id = $1 AND status = $2 AND ($3::text IS NULL OR key > $3) ORDER BY key LIMIT $4`,
+      [taskId, status, afterKey ?? null, limit],
+    );
+    return rows.map((r) => r.key);
   }
 }

@@ -10,6 +10,8 @@ export const QUEUES = {
   replicate: 'bb-replicate',
   /** Replication jobs that failed past their retry limit or permanently. */
   replicateDead: 'bb-replicate-dead',
+  /** Reconciliation scans (src/scan/): one job per scan run; the scan's state lives in bb_scans. */
+  scan: 'bb-scan',
 } as const;
 
 export interface ReplicateJob {
@@ -18,6 +20,12 @@ export interface ReplicateJob {
   /** What queued it: an event (with its kind), a scan, or an operator's retry. */
   trigger: 'event' | 'scan' | 'retry';
   kind?: 'created' | 'removed' | 'unknown';
+  /**
+   * When the change was first queued (ISO time). Set by enqueueReplications and
+   * carried when a job is re-sent (paused task, archived source), so replication
+   * lag counts from the first enqueue, not from the latest re-send.
+   */
+  queuedAt?: string;
 }
 
 export function replicateSingletonKey(taskId: string, key: string): string {
@@ -58,14 +66,27 @@ export async function startBoss(
   return boss;
 }
 
-async function ensureQueue(boss: PgBoss, name: string, options: Omit<PgBoss.Queue, 'name'>): Promise<void> {
-  if (await boss.getQueue(name)) await boss.updateQueue(name, { name, ...options });
-  else {
+/** Deadlock, serialization failure, duplicate key / table: two processes creating the same queue at once. */
+const CONCURRENT_DDL = new Set(['40P01', '40001', '23505', '42P07']);
+
+export async function ensureQueue(boss: PgBoss, name: string, options: Omit<PgBoss.Queue, 'name'>): Promise<void> {
+  // Processes starting together on a fresh database race to create the queues; pg-boss's
+  // create_queue (row + partition table) can then deadlock. The loser tries again.
+  for (let attempt = 1; ; attempt++) {
     try {
-      await boss.createQueue(name, { name, ...options });
+      if (await boss.getQueue(name)) await boss.updateQueue(name, { name, ...options });
+      else {
+        try {
+          await boss.createQueue(name, { name, ...options });
+        } catch (err) {
+          // Another process created it between our check and our insert.
+          if (!(await boss.getQueue(name))) throw err;
+        }
+      }
+      return;
     } catch (err) {
-      // Another process created it between our check and our insert.
-      if (!(await boss.getQueue(name))) throw err;
+      if (attempt >= 1 || !CONCURRENT_DDL.has((err as { code?: string }).code ?? '')) throw err;
+      await new Promise((r) => setTimeout(r, 25 * attempt + Math.floor(Math.random() * 50)));
     }
   }
 }
@@ -76,9 +97,14 @@ export async function ensureQueues(boss: PgBoss, settings: QueueSettings): Promi
     policy: 'stately',
     retryLimit: settings.retryLimit,
     retryDelay: settings.retryDelaySeconds,
-    retryBackoff: true,
+    // Exponential backoff with jitter; pg-boss raises its base to at least 1 s, so a
+    // delay of 0 means "retry at once, no backoff" (for tests).
+    retryBackoff: settings.retryDelaySeconds > 0,
     expireInSeconds: settings.expireInSeconds,
     retentionDays: 14,
     deadLetter: QUEUES.replicateDead,
   });
+  // A scan is not retried by pg-boss: an interrupted one is re-queued from its
+  // saved position by the scan sweep (src/scan/scans.ts). Expiry is pg-boss's maximum.
+  await ensureQueue(boss, QUEUES.scan, { policy: 'standard', retryLimit: 0, expireInSeconds: 23 * 3600, retentionDays: 7 });
 }

@@ -60,7 +60,8 @@ export async function enqueueReplications(
   ledger?: { entry: LedgerEntry; answer: (r: EnqueueResult) => Record<string, unknown> },
 ): Promise<EnqueueResult> {
   const unique = new Map<string, ReplicateJob>();
-  for (const job of jobs) unique.set(replicateSingletonKey(job.taskId, job.key), job);
+  const queuedAt = new Date().toISOString();
+  for (const job of jobs) unique.set(replicateSingletonKey(job.taskId, job.key), { ...job, queuedAt: job.queuedAt ?? queuedAt });
   const inserts: PgBoss.JobInsert[] = [...unique.entries()].map(([singletonKey, data]) => ({
     id: randomUUID(),
     name: QUEUES.replicate,

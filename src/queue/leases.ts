@@ -1,10 +1,19 @@
 /**
  * Heartbeats and job leases (see migrations/003). Each process heartbeats;
- * every job it runs holds a lease. A sweep hands the jobs of processes whose
- * heartbeat is stale back to pg-boss (failed → retried), so a SIGKILLed
- * process's copies resume within about `staleAfterSeconds`, not at job expiry.
+ * every job it runs holds a lease (taken in the same statement that fetches
+ * the job, see replication-worker.ts). Jobs of a dead process are handed back
+ * to pg-boss (failed → retried with backoff) by whichever process sweeps next:
+ *  - a process whose heartbeat is older than `staleAfterSeconds`, anywhere;
+ *  - at once, a process on this same machine and pid namespace whose pid no
+ *    longer exists (or is our own pid: a previous incarnation, e.g. a
+ *    restarted container), so a process restarted after a crash resumes its
+ *    predecessor's copies immediately instead of after the staleness delay.
+ * "Same machine" is the hostname plus the kernel boot id plus the pid
+ * namespace, recorded in `bb_workers.host` as `hostname#boot-id#pid-ns`, so two
+ * machines (or containers) that share a hostname are never confused.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type PgBoss from 'pg-boss';
 import type pg from 'pg';
@@ -18,8 +27,36 @@ export interface LeaseOptions {
 
 export const DEFAULT_LEASE_OPTIONS: LeaseOptions = { heartbeatSeconds: 5, staleAfterSeconds: 30 };
 
+function tryRead(read: () => string): string {
+  try {
+    return read().trim();
+  } catch {
+    return '';
+  }
+}
+
+/** hostname#boot-id#pid-namespace: equal only for processes that can see each other's pids. */
+export function machineIdentity(): string {
+  const bootId = tryRead(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8'));
+  const pidNamespace = tryRead(() => readlinkSync('/proc/self/ns/pid')).replace(/^pid:\[(\d+)\]$/, '$1');
+  // Without /proc (not Linux) we cannot tell machines apart: never treat another row as local.
+  if (!bootId || !pidNamespace) return `${hostname()}#unknown-${randomUUID()}`;
+  return `${hostname()}#${bootId}#${pidNamespace}`;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export class LeaseKeeper {
   readonly workerId = randomUUID();
+  readonly identity = machineIdentity();
   private timer?: NodeJS.Timeout;
   private sweeping = false;
 
@@ -31,7 +68,7 @@ export class LeaseKeeper {
   ) {}
 
   async start(): Promise<void> {
-    await this.pool.query('INSERT INTO bb_workers (id, host, pid) VALUES ($1, $2, $3)', [this.workerId, hostname(), process.pid]);
+    await this.register();
     await this.sweep();
     this.timer = setInterval(() => {
       void this.tick();
@@ -39,59 +76,68 @@ export class LeaseKeeper {
     this.timer.unref();
   }
 
+  private async register(): Promise<void> {
+    await this.pool.query(
+      'INSERT INTO bb_workers (id, host, pid) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()',
+      [this.workerId, this.identity, process.pid],
+    );
+  }
+
   private async tick(): Promise<void> {
     try {
-      await this.pool.query('UPDATE bb_workers SET heartbeat_at = now() WHERE id = $1', [this.workerId]);
+      const { rowCount } = await this.pool.query('UPDATE bb_workers SET heartbeat_at = now() WHERE id = $1', [this.workerId]);
+      if (rowCount === 0) {
+        // Another process took us for dead (a long stall) and handed our jobs back: be visible again.
+        this.log.warn('worker row was swept while alive; registering again');
+        await this.register();
+      }
       await this.sweep();
     } catch (err) {
       this.log.warn({ err }, 'worker heartbeat failed');
     }
   }
 
-  async acquire(jobId: string, taskId: string, key: string): Promise<void> {
-    await this.pool.query(
-      'INSERT INTO bb_job_leases (job_id, worker_id, task_id, key) VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO UPDATE SET worker_id = EXCLUDED.worker_id, started_at = now()',
-      [jobId, this.workerId, taskId, key],
-    );
-  }
-
-  async release(jobId: string): Promise<void> {
-    await this.pool.query('DELETE FROM bb_job_leases WHERE job_id = $1 AND worker_id = $2', [jobId, this.workerId]);
-  }
-
-  /** Hand back jobs of workers whose heartbeat is stale. One sweeper at a time across processes. */
+  /** Hand back jobs of dead workers. One sweeper at a time across processes. */
   async sweep(): Promise<number> {
     if (this.sweeping) return 0;
     this.sweeping = true;
-    const client = await this.pool.connect();
+    let client: pg.PoolClient | undefined;
     try {
+      client = await this.pool.connect();
       const { rows: lock } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', ['bucketbridge.lease-sweep']);
       if (!lock[0]?.ok) return 0;
       try {
-        const { rows } = await client.query<{ job_id: string; worker_id: string }>(
-          `SELECT l.job_id, l.worker_id FROM bb_job_leases l JOIN bb_workers w ON w.id = l.worker_id
-            WHERE w.heartbeat_at < now() - make_interval(secs => $1)`,
-          [this.options.staleAfterSeconds],
+        const { rows: workers } = await client.query<{ id: string; host: string; pid: number; stale: boolean }>(
+          `SELECT id, host, pid, heartbeat_at < now() - make_interval(secs => $2) AS stale
+             FROM bb_workers WHERE id <> $1`,
+          [this.workerId, this.options.staleAfterSeconds],
         );
+        const dead = workers
+          .filter((w) => w.stale || (w.host === this.identity && (w.pid === process.pid || !pidAlive(w.pid))))
+          .map((w) => w.id);
+        if (dead.length === 0) return 0;
+        const { rows } = await client.query<{ job_id: string }>('SELECT job_id FROM bb_job_leases WHERE worker_id = ANY($1::uuid[])', [dead]);
         if (rows.length > 0) {
           // Failing (not completing) the job makes pg-boss retry it, with its backoff.
           await this.boss.fail(
             QUEUES.replicate,
             rows.map((r) => r.job_id),
           );
-          this.log.warn({ jobs: rows.length }, 'handed back jobs of a dead worker');
+          this.log.warn({ jobs: rows.length, workers: dead.length }, 'handed back jobs of a dead worker');
         }
-        await client.query('DELETE FROM bb_workers WHERE heartbeat_at < now() - make_interval(secs => $1)', [
-          this.options.staleAfterSeconds,
-        ]);
+        await client.query('DELETE FROM bb_workers WHERE id = ANY($1::uuid[])', [dead]);
         return rows.length;
       } finally {
         await client.query('SELECT pg_advisory_unlock(hashtext($1))', ['bucketbridge.lease-sweep']);
       }
     } finally {
-      client.release();
+      client?.release();
       this.sweeping = false;
     }
+  }
+
+  async release(jobId: string): Promise<void> {
+    await this.pool.query('DELETE FROM bb_job_leases WHERE job_id = $1 AND worker_id = $2', [jobId, this.workerId]);
   }
 
   async stop(): Promise<void> {

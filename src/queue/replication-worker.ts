@@ -1,8 +1,21 @@
 /**
- * Runs replication jobs: pg-boss hands a job, the worker reconciles the key,
- * records the outcome (status row, marker, metrics) and decides between
- * "done", "retry with backoff" (transient failures; pg-boss re-queues) and
- * "failed now" (permanent failures go straight to the dead-letter queue).
+ * Runs replication jobs: fetch a job, reconcile the key, record the outcome
+ * (status row, marker, metrics) and decide between "done", "retry with
+ * backoff" (transient failures; pg-boss re-queues with exponential backoff
+ * and jitter) and "failed now" (permanent failures go straight to the
+ * dead-letter queue; so do transient ones past the retry limit).
+ *
+ * Jobs are fetched by our own statement rather than pg-boss's work(), for
+ * three reasons:
+ *  - pg-boss's fetch takes the oldest ready job even when a job for the same
+ *    key is already running; on this stately queue that violates the
+ *    one-active-per-key index, the fetch returns nothing, and every worker
+ *    stalls behind that one key for as long as its copy runs. Ours skips
+ *    keys that have an active job.
+ *  - it skips tasks that are at their per-task copy cap, so one busy task
+ *    cannot fill every worker slot with jobs that only wait.
+ *  - the job's lease (leases.ts) is taken in the same statement, so a crash
+ *    can never leave a running job without a lease to hand it back.
  */
 import type PgBoss from 'pg-boss';
 import type pg from 'pg';
@@ -10,7 +23,7 @@ import type { Logger } from 'pino';
 import type { ObjectStatusRepo } from '../db/object-status-repo.js';
 import type { MultipartRepo } from '../db/multipart-repo.js';
 import type { ReplicationMetrics } from '../metrics.js';
-import { ByteBudget, Semaphore } from '../replication/byte-budget.js';
+import { BufferPool, ByteBudget, Semaphore } from '../replication/byte-budget.js';
 import { IntegrityError } from '../replication/copy.js';
 import { reconcile, ReplicationError } from '../replication/reconcile.js';
 import type { StoreCache } from '../replication/stores.js';
@@ -18,6 +31,10 @@ import { StorageError } from '../storage/errors.js';
 import type { TaskRegistry } from '../tasks/registry.js';
 import { QUEUES, replicateSingletonKey, type ReplicateJob } from './boss.js';
 import type { LeaseKeeper } from './leases.js';
+import type { KeyFailureAlerts } from '../alerts/index.js';
+
+/** pg-boss's schema (queue/boss.ts). */
+const BOSS_SCHEMA = 'pgboss';
 
 export interface WorkerDeps {
   boss: PgBoss;
@@ -29,11 +46,18 @@ export interface WorkerDeps {
   leases: LeaseKeeper;
   metrics: ReplicationMetrics;
   log: Logger;
+  /** Jobs run at once by this process (all tasks together). */
   concurrency: number;
   /** Bytes buffered for uploads across all jobs of this process. */
   memoryBudgetBytes: number;
   /** Seconds a paused task's jobs wait before they look again. */
   pausedRecheckSeconds?: number;
+  /** Seconds before an archived object being restored is reconciled again (default 15 minutes). */
+  restoreRecheckSeconds?: number;
+  /** How often an idle worker looks for jobs. Default 500 ms. */
+  pollIntervalMs?: number;
+  /** Told when a key fails for good (src/alerts/); never throws. */
+  alerts?: KeyFailureAlerts;
 }
 
 interface Classified {
@@ -50,55 +74,302 @@ function classify(err: unknown): Classified {
   return { code: e.code ?? 'INTERNAL', message: e.message ?? String(err), retryable: true };
 }
 
+interface FetchedJob {
+  id: string;
+  data: ReplicateJob;
+  retryCount: number;
+  retryLimit: number;
+}
+
+interface Running {
+  job: FetchedJob;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+/**
+ * Takes up to $4 ready jobs, at most one per key, skipping keys that have a
+ * running job and tasks at their copy cap ($3), and leases them to worker $2,
+ * all in one statement. Rows locked but not taken (a second job of a key in
+ * the same batch) are released at the end of the statement, still queued.
+ */
+const FETCH_SQL = `
+WITH next AS (
+  SELECT j.id, j.singleton_key FROM ${BOSS_SCHEMA}.job j
+   WHERE j.name = $1
+     AND j.state < 'active'
+     AND j.start_after < now()
+     AND NOT (COALESCE(j.data->>'taskId', '') = ANY($3::text[]))
+     AND NOT EXISTS (
+       SELECT 1 FROM ${BOSS_SCHEMA}.job a
+        WHERE a.name = $1 AND a.state = 'active' AND a.policy = 'stately'
+          AND COALESCE(a.singleton_key, '') = j.singleton_key)
+   ORDER BY j.priority DESC, j.created_on, j.id
+   LIMIT $4
+   FOR UPDATE SKIP LOCKED
+), one_per_key AS (
+  SELECT id, row_number() OVER (PARTITION BY COALESCE(singleton_key, id::text)) AS n FROM next
+), started AS (
+  UPDATE ${BOSS_SCHEMA}.job j
+     SET state = 'active',
+         started_on = now(),
+         retry_count = CASE WHEN j.started_on IS NOT NULL THEN j.retry_count + 1 ELSE j.retry_count END
+    FROM one_per_key k
+   WHERE j.name = $1 AND j.id = k.id AND k.n = 1
+  RETURNING j.id, j.data, j.retry_count, j.retry_limit
+), leased AS (
+  INSERT INTO bb_job_leases (job_id, worker_id, task_id, key)
+  SELECT id, $2, COALESCE(data->>'taskId', ''), COALESCE(data->>'key', '') FROM started
+  ON CONFLICT (job_id) DO UPDATE SET worker_id = EXCLUDED.worker_id, started_at = now()
+)
+SELECT id, data, retry_count AS "retryCount", retry_limit AS "retryLimit" FROM started`;
+
+/**
+ * Success in one statement: drop our lease and complete the job (what
+ * pg-boss's complete() does), only while the lease is still ours.
+ */
+const COMPLETE_SQL = `
+WITH lease AS (
+  DELETE FROM bb_job_leases WHERE job_id = $2 AND worker_id = $3 RETURNING job_id
+)
+UPDATE ${BOSS_SCHEMA}.job j
+   SET completed_on = now(), state = 'completed', output = $4::jsonb
+  FROM lease
+ WHERE j.name = $1 AND j.id = lease.job_id AND j.state = 'active'
+RETURNING j.id`;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Idle upload buffers kept for reuse, at most; dropped when the process has had no job for a while. */
+const POOLED_BYTES = 64 * 1024 * 1024;
+const POOL_IDLE_CLEAR_MS = 10_000;
+
 export class ReplicationWorkers {
   private readonly budget: ByteBudget;
+  private readonly pool: BufferPool;
+  private poolTimer?: NodeJS.Timeout;
   private readonly perTask = new Map<string, { max: number; sem: Semaphore }>();
-  private readonly inFlight = new Map<string, Promise<unknown>>();
+  private readonly activeByTask = new Map<string, number>();
+  private readonly inFlight = new Map<string, Running>();
+  /** Jobs handed back to the queue at shutdown: their late outcome must not complete or fail them again. */
+  private readonly handedBack = new Set<string>();
+  private dispatcher?: Promise<void>;
+  /** Wakes the dispatcher early: a slot freed, or work may have become fetchable. */
+  private wake?: () => void;
   private stopping = false;
 
   constructor(private readonly deps: WorkerDeps) {
     this.budget = new ByteBudget(deps.memoryBudgetBytes);
+    this.pool = new BufferPool(Math.min(POOLED_BYTES, deps.memoryBudgetBytes));
   }
 
-  /** Start `concurrency` fetch loops (pg-boss 10 runs one job per loop with batchSize 1). */
   async start(): Promise<void> {
-    for (let i = 0; i < this.deps.concurrency; i++) {
-      await this.deps.boss.work<ReplicateJob>(
-        QUEUES.replicate,
-        { batchSize: 1, pollingIntervalSeconds: 0.5, includeMetadata: true },
-        async ([job]) => {
-          if (!job) return;
-          const p = this.run(job);
-          this.inFlight.set(job.id, p);
-          try {
-            return await p;
-          } finally {
-            this.inFlight.delete(job.id);
-          }
-        },
-      );
-    }
+    this.dispatcher = this.dispatch();
   }
 
   get activeJobs(): number {
     return this.inFlight.size;
   }
 
+  /** Bytes currently held in upload buffers (for metrics and tests). */
+  get bufferedBytes(): number {
+    return this.budget.inUse;
+  }
+
   /**
-   * Stop fetching, give in-flight jobs `graceMs` to finish, then hand the rest
-   * back to the queue so another process (or the next start) picks them up.
+   * Stop fetching, give in-flight jobs `graceMs` to finish, then stop their
+   * copies and hand them back to the queue so another process (or the next
+   * start) picks them up; a multipart copy resumes from its finished parts.
    */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
-    await this.deps.boss.offWork(QUEUES.replicate);
+    this.wakeAll();
     const deadline = Date.now() + graceMs;
-    while (this.inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    const leftovers = [...this.inFlight.keys()];
+    while (this.inFlight.size > 0 && Date.now() < deadline) await sleep(50);
+    const leftovers = [...this.inFlight.values()];
     if (leftovers.length > 0) {
       this.deps.log.warn({ jobs: leftovers.length }, 'handing unfinished jobs back to the queue');
-      await this.deps.boss.fail(QUEUES.replicate, leftovers).catch((err: unknown) => {
-        this.deps.log.error({ err }, 'could not hand jobs back; they return when their lease is swept');
+      for (const r of leftovers) {
+        this.handedBack.add(r.job.id);
+        r.abort.abort();
+      }
+      await this.deps.boss
+        .fail(
+          QUEUES.replicate,
+          leftovers.map((r) => r.job.id),
+        )
+        .catch((err: unknown) => {
+          this.deps.log.error({ err }, 'could not hand jobs back; they return when their lease is swept');
+        });
+      // Let the aborted copies unwind (they stop at the next request boundary).
+      await Promise.race([Promise.allSettled(leftovers.map((r) => r.done)), sleep(5_000)]);
+    }
+    if (this.dispatcher) await Promise.race([this.dispatcher, sleep(1_000)]);
+  }
+
+  private wakeAll(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  /** Sleep until woken (a job finished) or `ms` passed. */
+  private async pause(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done(): void {
+        clearTimeout(timer);
+        if (self.wake === done) self.wake = undefined;
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  /**
+   * One fetch loop for the process: whenever slots are free, take that many
+   * jobs in one statement and start them; when none is ready, poll.
+   */
+  private async dispatch(): Promise<void> {
+    const pollMs = this.deps.pollIntervalMs ?? 500;
+    while (!this.stopping) {
+      const free = this.deps.concurrency - this.inFlight.size;
+      if (free <= 0) {
+        await this.pause(pollMs);
+        continue;
+      }
+      let jobs: FetchedJob[] = [];
+      try {
+        jobs = await this.fetch(free);
+      } catch (err) {
+        this.deps.log.warn({ err }, 'fetching replication jobs failed');
+      }
+      if (this.stopping) {
+        if (jobs.length > 0) await this.deps.boss.fail(QUEUES.replicate, jobs.map((j) => j.id)).catch(() => {});
+        break;
+      }
+      for (const job of jobs) void this.execute(job);
+      // A full batch means more may be waiting: go again at once.
+      if (jobs.length < free) await this.pause(pollMs);
+    }
+  }
+
+  /** Tasks this process should not take more jobs of right now (at their copy cap). */
+  private saturatedTasks(): string[] {
+    const out: string[] = [];
+    for (const [taskId, n] of this.activeByTask) {
+      const max = this.deps.tasks.get(taskId)?.options.maxConcurrentCopies;
+      if (max !== undefined && n >= max) out.push(taskId);
+    }
+    return out;
+  }
+
+  private async fetch(limit: number): Promise<FetchedJob[]> {
+    try {
+      const { rows } = await this.deps.pool.query<FetchedJob>({
+        name: 'bb-replicate-fetch',
+        text: FETCH_SQL,
+        values: [QUEUES.replicate, this.deps.leases.workerId, this.saturatedTasks(), limit],
       });
+      return rows;
+    } catch (err) {
+      // Two processes took the two queued jobs of one key at once: the one-active-per-key index refused the second.
+      if ((err as { code?: string }).code === '23505') return [];
+      throw err;
+    }
+  }
+
+  private async execute(job: FetchedJob): Promise<void> {
+    const abort = new AbortController();
+    const taskId = job.data.taskId;
+    clearTimeout(this.poolTimer);
+    this.activeByTask.set(taskId, (this.activeByTask.get(taskId) ?? 0) + 1);
+    let settle!: () => void;
+    const done = new Promise<void>((r) => (settle = r));
+    this.inFlight.set(job.id, { job, abort, done });
+    try {
+      let outcome: { ok: true; output: Record<string, unknown> } | { ok: false; error: Classified };
+      try {
+        outcome = { ok: true, output: await this.run(job, abort.signal) };
+      } catch (err) {
+        outcome = { ok: false, error: classify(err) };
+      }
+      if (!this.handedBack.has(job.id)) await this.settle(job, outcome);
+    } finally {
+      const n = (this.activeByTask.get(taskId) ?? 1) - 1;
+      if (n <= 0) this.activeByTask.delete(taskId);
+      else this.activeByTask.set(taskId, n);
+      this.inFlight.delete(job.id);
+      this.handedBack.delete(job.id);
+      if (this.inFlight.size === 0) {
+        this.poolTimer = setTimeout(() => this.pool.clear(), POOL_IDLE_CLEAR_MS);
+        this.poolTimer.unref();
+      }
+      settle();
+      // A job of the same key or task may be fetchable now.
+      this.wakeAll();
+    }
+  }
+
+  /**
+   * Drop the job's lease and complete or fail it in pg-boss, atomically (one
+   * statement for success, one transaction for failure): a failed job may be
+   * fetched again the moment the failure commits, and its new lease must not
+   * be the one we delete. Retried: a lost
+   * outcome would leave the job active until its lease is swept or it expires.
+   */
+  private async settle(
+    job: FetchedJob,
+    outcome: { ok: true; output: Record<string, unknown> } | { ok: false; error: Classified },
+  ): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      if (outcome.ok) {
+        try {
+          const { rowCount } = await this.deps.pool.query({
+            name: 'bb-replicate-complete',
+            text: COMPLETE_SQL,
+            values: [QUEUES.replicate, job.id, this.deps.leases.workerId, JSON.stringify(outcome.output)],
+          });
+          if (rowCount === 0) this.deps.log.warn({ jobId: job.id }, 'job lease lost while running; outcome not recorded in the queue');
+          return;
+        } catch (err) {
+          if (attempt >= 8 || this.stopping) {
+            this.deps.log.error({ err, jobId: job.id }, 'could not record the job outcome; the job returns when its lease is swept or it expires');
+            return;
+          }
+          await sleep(Math.min(10_000, 250 * 2 ** attempt));
+          continue;
+        }
+      }
+      let client: pg.PoolClient | undefined;
+      let broken: Error | undefined;
+      try {
+        client = await this.deps.pool.connect();
+        const c = client;
+        await c.query('BEGIN');
+        const { rowCount } = await c.query('DELETE FROM bb_job_leases WHERE job_id = $1 AND worker_id = $2', [job.id, this.deps.leases.workerId]);
+        if (rowCount === 0) {
+          await c.query('ROLLBACK');
+          // Our lease was swept (this process was taken for dead): the job already went back to the queue.
+          this.deps.log.warn({ jobId: job.id }, 'job lease lost while running; outcome not recorded in the queue');
+          return;
+        }
+        const db = { executeSql: (text: string, values?: unknown[]) => c.query(text, values) };
+        // pg-boss's fail() decides retry (with backoff) or failed + dead letter.
+        await this.deps.boss.fail(QUEUES.replicate, job.id, { code: outcome.error.code, message: outcome.error.message }, { db });
+        await c.query('COMMIT');
+        return;
+      } catch (err) {
+        if (client) await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+        if (attempt >= 8 || this.stopping) {
+          this.deps.log.error({ err, jobId: job.id }, 'could not record the job outcome; the job returns when its lease is swept or it expires');
+          return;
+        }
+        await sleep(Math.min(10_000, 250 * 2 ** attempt));
+      } finally {
+        client?.release(broken);
+      }
     }
   }
 
@@ -110,7 +381,7 @@ export class ReplicationWorkers {
     return sem;
   }
 
-  private async run(job: PgBoss.JobWithMetadata<ReplicateJob>): Promise<unknown> {
+  private async run(job: FetchedJob, signal: AbortSignal): Promise<Record<string, unknown>> {
     const { taskId, key } = job.data;
     const log = this.deps.log.child({ jobId: job.id, taskId, key, attempt: job.retryCount + 1 });
     let task = this.deps.tasks.get(taskId);
@@ -132,8 +403,7 @@ export class ReplicationWorkers {
     const lastAttempt = job.retryCount >= job.retryLimit;
     const current = task;
     return this.limiterFor(taskId, task.options.maxConcurrentCopies).run(async () => {
-      if (this.stopping) throw new Error('shutting down');
-      await this.deps.leases.acquire(job.id, taskId, key);
+      if (signal.aborted) throw new Error('shutting down');
       const started = process.hrtime.bigint();
       const stores = this.deps.stores.for(current);
       try {
@@ -141,9 +411,12 @@ export class ReplicationWorkers {
           source: stores.source,
           destination: stores.destination,
           budget: this.budget,
+          pool: this.pool,
           uploads: this.deps.uploads,
           log,
           keepUploadOnError: !lastAttempt,
+          signal,
+          ...(this.deps.restoreRecheckSeconds !== undefined ? { restoreRecheckSeconds: this.deps.restoreRecheckSeconds } : {}),
         });
         const durationMs = Number((process.hrtime.bigint() - started) / 1_000_000n);
         await this.deps.statuses.record({
@@ -164,9 +437,13 @@ export class ReplicationWorkers {
             startAfter: outcome.requeueAfterSeconds,
           });
         }
-        log.info({ status: outcome.status, bytes: outcome.bytes, durationMs, detail: outcome.detail }, 'reconciled');
+        log.info(
+          { status: outcome.status, bytes: outcome.bytes, durationMs, detail: outcome.detail, partsReused: outcome.partsReused },
+          'reconciled',
+        );
         return { status: outcome.status, detail: outcome.detail };
       } catch (err) {
+        if (signal.aborted) throw err; // handed back at shutdown: the next run records the outcome
         const c = classify(err);
         const durationMs = Number((process.hrtime.bigint() - started) / 1_000_000n);
         if (err instanceof IntegrityError) this.deps.metrics.integrityMismatch(taskId, err.side);
@@ -181,6 +458,7 @@ export class ReplicationWorkers {
         });
         this.deps.metrics.objectDone(taskId, final ? 'failed' : 'retrying', 0, durationMs / 1000);
         if (final && stores.markers) await stores.markers.failed(key);
+        if (final) await this.deps.alerts?.keyFailed(current, key, { code: c.code, message: c.message, attempts: job.retryCount + 1 });
         if (final && !c.retryable && !lastAttempt) {
           // Permanent: no point retrying. Dead-letter it ourselves and end the job.
           await this.deps.boss.send(QUEUES.replicateDead, { ...job.data, error: { code: c.code, message: c.message } });
@@ -189,8 +467,6 @@ export class ReplicationWorkers {
         }
         log.warn({ code: c.code, final, err }, final ? 'replication failed after the last retry' : 'replication attempt failed; will retry');
         throw err;
-      } finally {
-        await this.deps.leases.release(job.id).catch(() => {});
       }
     });
   }

@@ -62,3 +62,64 @@ export class Semaphore {
     }
   }
 }
+
+/**
+ * Recycles the large buffers that hold upload units. A fresh multi-MiB
+ * buffer costs a page fault per 4 KiB on first touch (plus the kernel zeroing
+ * it) and garbage-collection pressure later; a copy that reuses the buffers of
+ * its finished parts pays neither. Buffers are pooled by capacity (the size
+ * rounded up to a MiB); units under `minBytes` are plain allocations, and at
+ * most `maxPooledBytes` are kept idle.
+ */
+export class BufferPool {
+  private readonly free = new Map<number, Buffer[]>();
+  private pooled = 0;
+
+  constructor(
+    private readonly maxPooledBytes: number,
+    private readonly minBytes = 1024 * 1024,
+  ) {}
+
+  private static capacityFor(size: number): number {
+    const mib = 1024 * 1024;
+    return Math.ceil(size / mib) * mib;
+  }
+
+  /** A buffer of exactly `size` bytes (contents undefined). Give it back with release(). */
+  take(size: number): Buffer {
+    if (size < this.minBytes) return Buffer.allocUnsafe(size);
+    const capacity = BufferPool.capacityFor(size);
+    const list = this.free.get(capacity);
+    const buf = list?.pop();
+    if (buf) {
+      this.pooled -= capacity;
+      return buf.subarray(0, size);
+    }
+    return Buffer.allocUnsafeSlow(capacity).subarray(0, size);
+  }
+
+  /** Return a buffer from take() once nothing reads it any more. */
+  release(buf: Buffer): void {
+    if (buf.length < this.minBytes) return;
+    const backing = Buffer.from(buf.buffer, buf.byteOffset, buf.buffer.byteLength - buf.byteOffset);
+    const capacity = backing.length;
+    if (capacity !== BufferPool.capacityFor(buf.length) || this.pooled + capacity > this.maxPooledBytes) return;
+    let list = this.free.get(capacity);
+    if (!list) {
+      list = [];
+      this.free.set(capacity, list);
+    }
+    list.push(backing);
+    this.pooled += capacity;
+  }
+
+  get idleBytes(): number {
+    return this.pooled;
+  }
+
+  /** Drop every idle buffer (lets the memory go back to the system). */
+  clear(): void {
+    this.free.clear();
+    this.pooled = 0;
+  }
+}

@@ -2,31 +2,41 @@
  * Copies one object version, verified end to end.
  *
  * Every upload unit (a whole small object, or one part) is read into memory
- * under the process byte budget, hashed (MD5 + CRC-64), checked against what
- * the source promised, and sent with Content-MD5 so the destination rejects
- * altered bytes; what the destination answers (part ETag, OSS CRC-64, final
- * ETag) is checked again. The source is read with If-Match on the ETag seen at
- * HEAD, so an object overwritten mid-copy aborts the attempt instead of
- * producing a mixture of two versions.
+ * under the process byte budget and hashed (MD5 + CRC-64) while it streams
+ * in, checked against what the source promised, and sent with Content-MD5 so
+ * the destination rejects altered bytes; what the destination answers (part
+ * ETag, OSS CRC-64, final ETag) is checked again. The source is read with
+ * If-Match on the ETag seen at HEAD, so an object overwritten mid-copy aborts
+ * the attempt instead of producing a mixture of two versions.
  *
  * Large objects go multipart with parts read by ranged GETs in parallel. The
  * upload id and each finished part are persisted, so an attempt after a crash
  * re-checks the parts already on the destination (re-reading the source range
- * and comparing its MD5 to the part's ETag) and uploads only the rest.
+ * and comparing its MD5 and CRC-64 to the part's record) and uploads only the
+ * rest. An upload is kept for the next attempt only when the failure is
+ * transient; otherwise it is aborted, so none is left behind.
+ *
+ * A destination that acknowledges a write but reports a different checksum
+ * holds a wrong object under a fingerprint that says "copied": the object is
+ * deleted before the attempt fails, so no later comparison can call it in sync.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { MultipartRepo, PartRecord } from '../db/multipart-repo.js';
-import { crc64Combine, crc64Of } from '../storage/crc64.js';
+import { Crc64, crc64Combine, crc64Of } from '../storage/crc64.js';
 import { StorageError } from '../storage/errors.js';
 import type { ObjectHead, ObjectStore, PutOptions } from '../storage/object-store.js';
-import type { ByteBudget } from './byte-budget.js';
+import type { BufferPool, ByteBudget } from './byte-budget.js';
 import { Semaphore } from './byte-budget.js';
 import { isMd5Etag } from './compare.js';
+import { FINGERPRINT_CRC64 } from './metadata.js';
 
 export const MAX_PARTS = 10_000;
+/** S3's largest part (and single PUT). */
+export const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
 const MIB = 1024 * 1024;
+const MD5_HEX = /^[0-9a-f]{32}$/i;
 
 export class IntegrityError extends StorageError {
   constructor(
@@ -34,6 +44,14 @@ export class IntegrityError extends StorageError {
     message: string,
   ) {
     super('IntegrityMismatch', message);
+  }
+}
+
+/** The attempt was stopped from outside (process shutting down); the job is handed back. */
+export class CopyAbortedError extends Error {
+  readonly code = 'ABORTED';
+  constructor() {
+    super('copy aborted: the worker is shutting down');
   }
 }
 
@@ -49,15 +67,19 @@ export interface CopyContext {
   head: ObjectHead;
   source: ObjectStore;
   destination: ObjectStore;
+  /** Headers, metadata and storage class of the copy (see metadata.ts); the CRC fingerprint is added here when known. */
   putOptions: PutOptions;
   options: CopyOptions;
   budget: ByteBudget;
+  /** Recycles unit buffers across parts and copies; without one, every unit is a fresh allocation. */
+  pool?: BufferPool;
   uploads: MultipartRepo;
   /** False when the destination's ETags are not MD5s of the bytes (e.g. SSE-KMS). */
   destinationEtagIsMd5: boolean;
   /** Keep an unfinished multipart upload for the next attempt (transient failure) instead of aborting it. */
   keepUploadOnError: boolean;
   log: Logger;
+  signal?: AbortSignal;
 }
 
 export interface CopyResult {
@@ -71,19 +93,35 @@ export interface CopyResult {
 /** Part size: the configured size, grown (in whole MiB) so the object fits in 10,000 parts. */
 export function choosePartSize(size: number, configured: number): number {
   const minimum = Math.ceil(size / MAX_PARTS);
-  if (configured >= minimum) return configured;
+  if (configured >= minimum) return Math.min(configured, MAX_PART_SIZE);
   return Math.ceil(minimum / MIB) * MIB;
 }
 
-/** Read exactly `size` bytes; a short or long body is a source integrity failure. */
-async function readExactly(stream: Readable, size: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(size);
+/** The multipart layout of an object: part size and count. */
+export function partPlan(size: number, configured: number): { partSize: number; count: number } {
+  const partSize = choosePartSize(size, configured);
+  return { partSize, count: Math.max(1, Math.ceil(size / partSize)) };
+}
+
+interface Unit {
+  body: Buffer;
+  md5: Buffer;
+  crc64: string;
+}
+
+/** Read exactly `buf.length` bytes into `buf`, hashing as they arrive; a short or long body is a source integrity failure. */
+async function readUnit(stream: Readable, buf: Buffer): Promise<Unit> {
+  const size = buf.length;
+  const md5 = createHash('md5');
+  const crc = await Crc64.create();
   let offset = 0;
   try {
     for await (const chunk of stream) {
       const c = chunk as Buffer;
       if (offset + c.length > size) throw new IntegrityError('source', `source returned more than the expected ${size} bytes`);
       c.copy(buf, offset);
+      md5.update(c);
+      crc.update(c);
       offset += c.length;
     }
   } catch (err) {
@@ -94,11 +132,7 @@ async function readExactly(stream: Readable, size: number): Promise<Buffer> {
     });
   }
   if (offset !== size) throw new IntegrityError('source', `source returned ${offset} bytes, expected ${size}`);
-  return buf;
-}
-
-function md5(buf: Buffer): Buffer {
-  return createHash('md5').update(buf).digest();
+  return { body: buf, md5: md5.digest(), crc64: crc.digest() };
 }
 
 function sameHex(a: string, b: string): boolean {
@@ -115,36 +149,69 @@ function verifySource(head: ObjectHead, crc64: string, md5Hex: (() => string) | 
   }
 }
 
+function checkAborted(ctx: CopyContext): void {
+  if (ctx.signal?.aborted) throw new CopyAbortedError();
+}
+
+/** A committed object failed verification: remove it, then fail the attempt. */
+async function rejectWritten(ctx: CopyContext, err: IntegrityError): Promise<never> {
+  try {
+    await ctx.destination.delete(ctx.key);
+    ctx.log.warn({ err: err.message }, 'destination object failed verification and was deleted');
+  } catch (deleteError) {
+    ctx.log.error({ err: deleteError }, 'destination object failed verification and could not be deleted');
+  }
+  throw err;
+}
+
 async function copySingle(ctx: CopyContext): Promise<CopyResult> {
   const { head } = ctx;
   const release = await ctx.budget.acquire(head.size);
+  const buf = takeBuffer(ctx, head.size);
   try {
-    const body = head.size === 0 ? Buffer.alloc(0) : await readExactly(await ctx.source.get(ctx.key, { ifMatch: head.etag }), head.size);
-    const digest = md5(body);
-    const md5Hex = digest.toString('hex');
-    const crc = await crc64Of(body);
-    verifySource(head, crc, () => md5Hex);
-    const res = await ctx.destination.put(ctx.key, body, head.size, { ...ctx.putOptions, contentMd5: digest.toString('base64') });
-    if (res.crc64 && res.crc64 !== crc) {
-      throw new IntegrityError('destination', `destination stored CRC-64 ${res.crc64}, sent ${crc}`);
+    checkAborted(ctx);
+    const unit: Unit =
+      head.size === 0
+        ? { body: buf, md5: createHash('md5').digest(), crc64: await crc64Of(buf) }
+        : await readUnit(await ctx.source.get(ctx.key, { ifMatch: head.etag }), buf);
+    const md5Hex = unit.md5.toString('hex');
+    verifySource(head, unit.crc64, () => md5Hex);
+    checkAborted(ctx);
+    const putOptions: PutOptions = { ...ctx.putOptions, contentMd5: unit.md5.toString('base64') };
+    // The CRC of the bytes is known before the write: fingerprint it, so a later compare can check the destination's own CRC.
+    if (ctx.putOptions.userMetadata && ctx.putOptions.userMetadata[FINGERPRINT_CRC64] === undefined) {
+      putOptions.userMetadata = { ...ctx.putOptions.userMetadata, [FINGERPRINT_CRC64]: unit.crc64 };
     }
-    if (ctx.destinationEtagIsMd5 && /^[0-9a-f]{32}$/i.test(res.etag) && !sameHex(res.etag, md5Hex)) {
-      throw new IntegrityError('destination', `destination ETag ${res.etag} is not the MD5 ${md5Hex} of the bytes sent`);
+    const res = await ctx.destination.put(ctx.key, unit.body, head.size, putOptions);
+    if (res.crc64 && res.crc64 !== unit.crc64) {
+      await rejectWritten(ctx, new IntegrityError('destination', `destination stored CRC-64 ${res.crc64}, sent ${unit.crc64}`));
     }
-    return { bytes: head.size, destinationEtag: res.etag, crc64: crc, parts: 1, partsReused: 0 };
+    if (ctx.destinationEtagIsMd5 && res.etagIsMd5 !== false && MD5_HEX.test(res.etag) && !sameHex(res.etag, md5Hex)) {
+      await rejectWritten(ctx, new IntegrityError('destination', `destination ETag ${res.etag} is not the MD5 ${md5Hex} of the bytes sent`));
+    }
+    return { bytes: head.size, destinationEtag: res.etag, crc64: unit.crc64, parts: 1, partsReused: 0 };
   } finally {
+    ctx.pool?.release(buf);
     release();
   }
 }
 
+function takeBuffer(ctx: CopyContext, size: number): Buffer {
+  return ctx.pool ? ctx.pool.take(size) : Buffer.allocUnsafe(size);
+}
+
 /** Feeds part buffers into one MD5 in part order, whatever order they are read in. */
 class OrderedHasher {
-  private readonly hash = createHash('md5');
+  private readonly hash: Hash = createHash('md5');
   private next = 1;
   private readonly waiting = new Map<number, () => void>();
+  private abandoned = false;
 
   async feed(partNumber: number, buf: Buffer): Promise<void> {
+    // Once abandoned, nobody will feed the missing parts: waiting would hang the attempt.
+    if (this.abandoned) return;
     if (partNumber !== this.next) await new Promise<void>((r) => this.waiting.set(partNumber, r));
+    if (this.abandoned) return;
     this.hash.update(buf);
     this.next++;
     const wake = this.waiting.get(this.next);
@@ -156,6 +223,7 @@ class OrderedHasher {
 
   /** Unblock everyone (an attempt is failing; nobody will feed the missing part). */
   abandon(): void {
+    this.abandoned = true;
     for (const wake of this.waiting.values()) wake();
     this.waiting.clear();
   }
@@ -169,19 +237,39 @@ function destinationId(store: ObjectStore): string {
   return `${store.provider}:${store.bucket}`;
 }
 
-async function abortQuietly(ctx: CopyContext, uploadId: string): Promise<void> {
+/** Abort an upload on the destination and forget it. An abort that fails keeps the record, so a later attempt retries it. */
+export async function abortUpload(
+  destination: ObjectStore,
+  uploads: MultipartRepo,
+  key: string,
+  uploadId: string,
+  log: Logger,
+): Promise<void> {
   try {
-    await ctx.destination.abortMultipartUpload(ctx.key, uploadId);
+    await destination.abortMultipartUpload(key, uploadId);
   } catch (err) {
     if (!(err instanceof StorageError && err.code === 'NoSuchUpload')) {
-      ctx.log.warn({ err, uploadId }, 'abort of multipart upload failed');
-      return; // keep the record: the orphan sweep retries the abort
+      log.warn({ err, uploadId }, 'abort of multipart upload failed');
+      return;
     }
   }
-  await ctx.uploads.delete(uploadId);
+  await uploads.delete(uploadId);
 }
 
-/** Reuse a recorded upload when it is for this same source version and layout. */
+function abortQuietly(ctx: CopyContext, uploadId: string): Promise<void> {
+  return abortUpload(ctx.destination, ctx.uploads, ctx.key, uploadId, ctx.log);
+}
+
+/** A failure the next attempt can pick up from: transient, and not about the data itself. */
+function resumable(ctx: CopyContext, err: unknown): boolean {
+  if (!ctx.keepUploadOnError) return false;
+  if (err instanceof CopyAbortedError) return true;
+  if (err instanceof IntegrityError) return false;
+  if (err instanceof StorageError) return err.retryable && err.code !== 'PreconditionFailed';
+  return true; // database hiccup recording a part: the parts on the destination are still good
+}
+
+/** Reuse a recorded upload when it is for this same source version, destination and layout. */
 async function resumableParts(
   ctx: CopyContext,
   partSize: number,
@@ -219,8 +307,7 @@ async function resumableParts(
 
 async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
   const { head } = ctx;
-  const partSize = choosePartSize(head.size, ctx.options.partSizeBytes);
-  const count = Math.ceil(head.size / partSize);
+  const { partSize, count } = partPlan(head.size, ctx.options.partSizeBytes);
   const resumed = await resumableParts(ctx, partSize);
   let uploadId: string;
   let done: Map<number, PartRecord>;
@@ -228,17 +315,24 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
     ({ uploadId, done } = resumed);
     ctx.log.info({ uploadId, partsDone: done.size, parts: count }, 'resuming multipart copy');
   } else {
+    checkAborted(ctx);
     uploadId = await ctx.destination.createMultipartUpload(ctx.key, ctx.putOptions);
     done = new Map();
-    await ctx.uploads.insert({
-      uploadId,
-      taskId: ctx.taskId,
-      key: ctx.key,
-      destination: destinationId(ctx.destination),
-      sourceEtag: head.etag,
-      size: head.size,
-      partSize,
-    });
+    try {
+      await ctx.uploads.insert({
+        uploadId,
+        taskId: ctx.taskId,
+        key: ctx.key,
+        destination: destinationId(ctx.destination),
+        sourceEtag: head.etag,
+        size: head.size,
+        partSize,
+      });
+    } catch (err) {
+      // Unrecorded, the upload could never be resumed nor found again: do not leave it behind.
+      await ctx.destination.abortMultipartUpload(ctx.key, uploadId).catch(() => {});
+      throw err;
+    }
   }
   // MD5 of the whole object is only needed to check a source that promises one.
   const ordered = !head.crc64 && isMd5Etag(head) ? new OrderedHasher() : undefined;
@@ -256,34 +350,40 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
     const end = Math.min(head.size, start + partSize) - 1;
     const length = end - start + 1;
     const release = await ctx.budget.acquire(length);
+    let buf: Buffer | undefined;
     try {
       if (failure) return;
-      const body = await readExactly(await ctx.source.get(ctx.key, { range: { start, end }, ifMatch: head.etag }), length);
-      const digest = md5(body);
-      const crc = await crc64Of(body);
-      if (ordered) await ordered.feed(partNumber, body);
-      partMd5s[partNumber - 1] = digest;
-      partCrcs[partNumber - 1] = crc;
+      checkAborted(ctx);
+      buf = takeBuffer(ctx, length);
+      const unit = await readUnit(await ctx.source.get(ctx.key, { range: { start, end }, ifMatch: head.etag }), buf);
+      if (ordered) await ordered.feed(partNumber, unit.body);
+      const md5Hex = unit.md5.toString('hex');
+      partMd5s[partNumber - 1] = unit.md5;
+      partCrcs[partNumber - 1] = unit.crc64;
       sizes[partNumber - 1] = length;
       const prior = done.get(partNumber);
-      if (prior && prior.crc64 === crc && (!ctx.destinationEtagIsMd5 || sameHex(prior.etag, digest.toString('hex')))) {
+      if (prior && prior.size === length && prior.crc64 === unit.crc64 && (!ctx.destinationEtagIsMd5 || !MD5_HEX.test(prior.etag) || sameHex(prior.etag, md5Hex))) {
         etags[partNumber - 1] = prior.etag;
         reused++;
         return;
       }
-      const res = await ctx.destination.uploadPart(ctx.key, uploadId, partNumber, body, { contentMd5: digest.toString('base64') });
-      if (res.crc64 && res.crc64 !== crc) {
-        throw new IntegrityError('destination', `part ${partNumber}: destination CRC-64 ${res.crc64}, sent ${crc}`);
+      if (failure) return;
+      checkAborted(ctx);
+      const res = await ctx.destination.uploadPart(ctx.key, uploadId, partNumber, unit.body, { contentMd5: unit.md5.toString('base64') });
+      if (res.crc64 && res.crc64 !== unit.crc64) {
+        throw new IntegrityError('destination', `part ${partNumber}: destination CRC-64 ${res.crc64}, sent ${unit.crc64}`);
       }
-      if (ctx.destinationEtagIsMd5 && /^[0-9a-f]{32}$/i.test(res.etag) && !sameHex(res.etag, digest.toString('hex'))) {
+      if (ctx.destinationEtagIsMd5 && res.etagIsMd5 !== false && MD5_HEX.test(res.etag) && !sameHex(res.etag, md5Hex)) {
         throw new IntegrityError('destination', `part ${partNumber}: destination ETag ${res.etag} is not the MD5 of the bytes sent`);
       }
       etags[partNumber - 1] = res.etag;
-      await ctx.uploads.recordPart(uploadId, { partNumber, size: length, etag: res.etag, crc64: crc });
+      await ctx.uploads.recordPart(uploadId, { partNumber, size: length, etag: res.etag, crc64: unit.crc64 });
     } catch (err) {
       failure ??= err;
       ordered?.abandon();
     } finally {
+      // The upload has returned (or failed): nothing reads the buffer any more.
+      if (buf) ctx.pool?.release(buf);
       release();
     }
   };
@@ -292,9 +392,7 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
   for (let n = 1; n <= count && !failure; n++) running.push(slots.run(() => copyPart(n)));
   await Promise.all(running);
   if (failure) {
-    if (!ctx.keepUploadOnError || failure instanceof IntegrityError || (failure instanceof StorageError && failure.code === 'PreconditionFailed')) {
-      await abortQuietly(ctx, uploadId);
-    }
+    if (!resumable(ctx, failure)) await abortQuietly(ctx, uploadId);
     throw failure;
   }
 
@@ -308,32 +406,37 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
   }
   let res;
   try {
+    checkAborted(ctx);
     res = await ctx.destination.completeMultipartUpload(
       ctx.key,
       uploadId,
       etags.map((etag, i) => ({ partNumber: i + 1, etag })),
     );
   } catch (err) {
-    if (!ctx.keepUploadOnError || !(err instanceof StorageError && err.retryable)) await abortQuietly(ctx, uploadId);
+    if (!resumable(ctx, err)) await abortQuietly(ctx, uploadId);
     throw err;
   }
   await ctx.uploads.delete(uploadId);
   if (res.crc64 && res.crc64 !== wholeCrc) {
-    throw new IntegrityError('destination', `destination object CRC-64 ${res.crc64}, expected ${wholeCrc}`);
+    await rejectWritten(ctx, new IntegrityError('destination', `destination object CRC-64 ${res.crc64}, expected ${wholeCrc}`));
   }
   const multipartEtag = /^([0-9a-f]{32})-(\d+)$/i.exec(res.etag);
-  if (ctx.destinationEtagIsMd5 && multipartEtag) {
-    const expected = md5(Buffer.concat(partMd5s)).toString('hex');
+  if (ctx.destinationEtagIsMd5 && res.etagIsMd5 !== false && multipartEtag) {
+    const expected = createHash('md5').update(Buffer.concat(partMd5s)).digest('hex');
     if (!sameHex(multipartEtag[1]!, expected) || Number(multipartEtag[2]) !== count) {
-      throw new IntegrityError('destination', `destination ETag ${res.etag}, expected ${expected}-${count}`);
+      await rejectWritten(ctx, new IntegrityError('destination', `destination ETag ${res.etag}, expected ${expected}-${count}`));
     }
   }
   return { bytes: head.size, destinationEtag: res.etag, crc64: wholeCrc, parts: count, partsReused: reused };
 }
 
-/** Copy the version of `ctx.key` described by `ctx.head`. */
-export async function copyObject(ctx: CopyContext): Promise<CopyResult> {
-  if (ctx.head.size <= ctx.options.multipartThresholdBytes) return copySingle(ctx);
-  return copyMultipart(ctx);
+/** Single PUT or multipart: the threshold, and never a single PUT above S3's 5 GiB limit. */
+export function usesMultipart(size: number, thresholdBytes: number): boolean {
+  return size > Math.min(thresholdBytes, MAX_PART_SIZE);
 }
 
+/** Copy the version of `ctx.key` described by `ctx.head`. */
+export async function copyObject(ctx: CopyContext): Promise<CopyResult> {
+  if (!usesMultipart(ctx.head.size, ctx.options.multipartThresholdBytes)) return copySingle(ctx);
+  return copyMultipart(ctx);
+}

@@ -7,8 +7,11 @@ import type { ObjectHead, PutOptions, StorageClass } from '../storage/object-sto
 
 /** User-metadata keys BucketBridge writes on every copy (lower-case, provider prefix added by the adapter). */
 export const FINGERPRINT_ETAG = 'bb-source-etag';
+/** CRC-64/XZ of the bytes copied: the source's own when it reports one, else ours when known before the write. */
 export const FINGERPRINT_CRC64 = 'bb-source-crc64';
 export const FINGERPRINT_SIZE = 'bb-source-size';
+
+const FINGERPRINT_KEYS = new Set([FINGERPRINT_ETAG, FINGERPRINT_CRC64, FINGERPRINT_SIZE]);
 
 export function putOptionsFor(
   head: ObjectHead,
@@ -17,21 +20,22 @@ export function putOptionsFor(
   const userMetadata: Record<string, string> = {};
   for (const [k, v] of Object.entries(head.userMetadata)) {
     // Never carry a stale fingerprint from a source that is itself a replica.
-    if (k !== FINGERPRINT_ETAG && k !== FINGERPRINT_CRC64 && k !== FINGERPRINT_SIZE) userMetadata[k] = v;
+    if (!FINGERPRINT_KEYS.has(k)) userMetadata[k] = v;
   }
   userMetadata[FINGERPRINT_ETAG] = head.etag;
   userMetadata[FINGERPRINT_SIZE] = String(head.size);
+  // A single PUT adds the CRC of the bytes when the source reports none (copy.ts): it is known before the write.
   if (head.crc64) userMetadata[FINGERPRINT_CRC64] = head.crc64;
-  // An archived source is restored to be read; the copy keeps its class unless overridden.
+  // Mapped class (OSS Standard/IA/Archive ↔ S3 STANDARD/STANDARD_IA/GLACIER) unless the task overrides it;
+  // a class with no counterpart on the other cloud leaves the destination bucket's default.
   const storageClass = options.storageClass ?? (head.storageClass === 'OTHER' ? undefined : head.storageClass);
-  return {
-    contentType: head.contentType,
-    contentEncoding: head.contentEncoding,
-    contentDisposition: head.contentDisposition,
-    contentLanguage: head.contentLanguage,
-    cacheControl: head.cacheControl,
-    expires: head.expires,
-    userMetadata,
-    storageClass: storageClass === 'STANDARD' ? undefined : storageClass,
-  };
+  const out: PutOptions = { userMetadata };
+  if (head.contentType !== undefined) out.contentType = head.contentType;
+  if (head.contentEncoding !== undefined) out.contentEncoding = head.contentEncoding;
+  if (head.contentDisposition !== undefined) out.contentDisposition = head.contentDisposition;
+  if (head.contentLanguage !== undefined) out.contentLanguage = head.contentLanguage;
+  if (head.cacheControl !== undefined) out.cacheControl = head.cacheControl;
+  if (head.expires !== undefined) out.expires = head.expires;
+  if (storageClass !== undefined) out.storageClass = storageClass;
+  return out;
 }

@@ -6,11 +6,12 @@
  */
 import type { Logger } from 'pino';
 import type { MultipartRepo } from '../db/multipart-repo.js';
+import { StorageError } from '../storage/errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { Task } from '../tasks/registry.js';
-import type { ByteBudget } from './byte-budget.js';
+import type { BufferPool, ByteBudget } from './byte-budget.js';
 import { compareObjects } from './compare.js';
-import { copyObject } from './copy.js';
+import { abortUpload, copyObject } from './copy.js';
 import { putOptionsFor } from './metadata.js';
 
 export type ReconcileStatus = 'completed' | 'in_sync' | 'deleted' | 'source_missing' | 'archived';
@@ -43,15 +44,44 @@ export interface ReconcileDeps {
   source: ObjectStore;
   destination: ObjectStore;
   budget: ByteBudget;
+  pool?: BufferPool;
   uploads: MultipartRepo;
   log: Logger;
   keepUploadOnError: boolean;
+  /** Seconds before an archived object whose restore was requested is looked at again. Default 15 minutes. */
+  restoreRecheckSeconds?: number;
+  /** Aborted when the process stops: the copy stops issuing requests and the job is handed back. */
+  signal?: AbortSignal;
 }
 
 /** How long to wait before looking again at an object whose restore was requested. */
 export const RESTORE_RECHECK_SECONDS = 15 * 60;
 
+/**
+ * An unfinished multipart upload recorded for a key that will not be copied
+ * now (source gone, already in sync, archived) can never be resumed: abort it.
+ */
+async function dropStaleUpload(task: Task, key: string, deps: ReconcileDeps): Promise<void> {
+  const record = await deps.uploads.find(task.id, key);
+  if (record) await abortUpload(deps.destination, deps.uploads, key, record.uploadId, deps.log);
+}
+
 export async function reconcile(task: Task, key: string, deps: ReconcileDeps): Promise<ReconcileOutcome> {
+  let outcome: ReconcileOutcome;
+  try {
+    outcome = await decide(task, key, deps);
+  } catch (err) {
+    // The source went away after its HEAD (deleted mid-copy): look again, once, at what is there now
+    // (source_missing, or a delete), instead of failing the key for good on a 404.
+    if (!(err instanceof StorageError && err.code === 'NoSuchKey')) throw err;
+    deps.log.info({ err: err.message }, 'source object disappeared during the copy; reconciling again');
+    outcome = await decide(task, key, deps);
+  }
+  if (outcome.status !== 'completed') await dropStaleUpload(task, key, deps);
+  return outcome;
+}
+
+async function decide(task: Task, key: string, deps: ReconcileDeps): Promise<ReconcileOutcome> {
   const [source, destination] = await Promise.all([deps.source.head(key), deps.destination.head(key)]);
   if (!source) {
     if (task.options.deletes) {
@@ -78,7 +108,7 @@ export async function reconcile(task: Task, key: string, deps: ReconcileDeps): P
     return {
       status: 'archived',
       detail: 'restore requested; the key will be reconciled again',
-      requeueAfterSeconds: RESTORE_RECHECK_SECONDS,
+      requeueAfterSeconds: deps.restoreRecheckSeconds ?? RESTORE_RECHECK_SECONDS,
       ...fingerprint,
     };
   }
@@ -91,10 +121,12 @@ export async function reconcile(task: Task, key: string, deps: ReconcileDeps): P
     putOptions: putOptionsFor(source, { storageClass: task.options.storageClass }),
     options: task.options,
     budget: deps.budget,
+    ...(deps.pool ? { pool: deps.pool } : {}),
     uploads: deps.uploads,
     destinationEtagIsMd5: true,
     keepUploadOnError: deps.keepUploadOnError,
     log: deps.log,
+    ...(deps.signal ? { signal: deps.signal } : {}),
   });
   return {
     status: 'completed',

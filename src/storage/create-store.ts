@@ -2,9 +2,10 @@
  * Builds the ObjectStore for one endpoint of a task. Secrets never appear in
  * configuration: the config names environment variables and we read them here.
  */
+import { KeyMaterialError, parseCustomerKey, readCaBundle } from '../crypto/keys.js';
 import { OssStore } from './oss-store.js';
 import { S3Store } from './s3-store.js';
-import type { ObjectStore } from './object-store.js';
+import type { ObjectStore, ServerSideEncryption } from './object-store.js';
 
 export interface StoreConfig {
   provider: 's3' | 'oss';
@@ -13,6 +14,36 @@ export interface StoreConfig {
   endpoint?: string;
   forcePathStyle?: boolean;
   credentials?: { accessKeyIdEnv: string; secretAccessKeyEnv: string; sessionTokenEnv?: string };
+  /** PEM CA bundle an https endpoint's certificate must chain to (private endpoints). */
+  caBundleFile?: string;
+  /** Server-side encryption of every write to this store. */
+  encryption?: ServerSideEncryption;
+  /** Env var holding the SSE-C key for reading customer-key-encrypted objects (S3). */
+  sseCustomerKeyEnv?: string;
+}
+
+/** The protection settings of an endpoint, read from files and env vars. */
+function protection(config: StoreConfig, env: NodeJS.ProcessEnv): { ca?: string; sseCustomerKey?: Buffer } {
+  const out: { ca?: string; sseCustomerKey?: Buffer } = {};
+  const where = `${config.provider} bucket ${config.bucket}`;
+  if (config.caBundleFile !== undefined) {
+    try {
+      out.ca = readCaBundle(config.caBundleFile);
+    } catch (err) {
+      if (err instanceof KeyMaterialError) throw new Error(`CA bundle for ${where}: ${err.message}`);
+      throw err;
+    }
+  }
+  if (config.sseCustomerKeyEnv !== undefined) {
+    const value = requireEnv(env, config.sseCustomerKeyEnv, `SSE-C key for ${where}`);
+    try {
+      out.sseCustomerKey = parseCustomerKey(value);
+    } catch (err) {
+      if (err instanceof KeyMaterialError) throw new Error(`environment variable ${config.sseCustomerKeyEnv} (SSE-C key for ${where}) ${err.message}`);
+      throw err;
+    }
+  }
+  return out;
 }
 
 function requireEnv(env: NodeJS.ProcessEnv, name: string, purpose: string): string {
@@ -41,9 +72,14 @@ function secrets(
 export function createStore(endpointConfig: StoreConfig, env: NodeJS.ProcessEnv = process.env): ObjectStore {
   const creds = secrets(endpointConfig, env);
   const { bucket, endpoint } = endpointConfig;
+  const { ca, sseCustomerKey } = protection(endpointConfig, env);
+  const encryption = endpointConfig.encryption;
   if (endpointConfig.provider === 's3') {
     return new S3Store({
       bucket,
+      ...(ca !== undefined ? { ca } : {}),
+      ...(encryption !== undefined ? { encryption } : {}),
+      ...(sseCustomerKey !== undefined ? { sseCustomerKey } : {}),
       // S3-compatible stores ignore the region but SigV4 needs one.
       region: endpointConfig.region ?? 'us-east-1',
       ...(endpoint !== undefined ? { endpoint } : {}),
@@ -64,8 +100,11 @@ export function createStore(endpointConfig: StoreConfig, env: NodeJS.ProcessEnv 
     // ali-oss has no default credential chain.
     throw new Error(`oss bucket ${bucket}: credentials (accessKeyIdEnv / secretAccessKeyEnv) are required`);
   }
+  if (sseCustomerKey !== undefined) throw new Error(`oss bucket ${bucket}: OSS has no customer-provided keys (sseCustomerKeyEnv)`);
   return new OssStore({
     bucket,
+    ...(ca !== undefined ? { ca } : {}),
+    ...(encryption !== undefined ? { encryption } : {}),
     region: endpointConfig.region ?? 'oss-cn-hangzhou',
     ...(endpoint !== undefined ? { endpoint } : {}),
     credentials: {

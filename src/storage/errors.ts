@@ -18,6 +18,8 @@ export type StorageErrorCode =
   | 'NetworkError'
   | 'Timeout'
   | 'IntegrityMismatch'
+  /** The object is encrypted with a customer-provided key (SSE-C) and no (or no matching) key was given. */
+  | 'SseCustomerKeyRequired'
   | 'Unknown';
 
 const RETRYABLE: ReadonlySet<StorageErrorCode> = new Set([

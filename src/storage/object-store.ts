@@ -40,6 +40,20 @@ export interface ObjectHead extends ContentHeaders {
   restoreInProgress: boolean;
   /** Server-side encryption with a customer key: unreadable without that key. */
   sseCustomerAlgorithm?: string;
+  /** Server-side encryption at rest as the store reports it (S3 `AES256` / `aws:kms`, OSS `AES256` / `KMS`). */
+  serverSideEncryption?: string;
+  /** The KMS key the store says it used, when it reports one. */
+  sseKmsKeyId?: string;
+}
+
+/**
+ * Server-side encryption of a write. S3 takes `AES256` or `aws:kms`, OSS `AES256`
+ * or `KMS`; `keyId` only with a KMS mode. An adapter refuses a mode its provider
+ * does not know (StorageError InvalidRequest) instead of writing unencrypted.
+ */
+export interface ServerSideEncryption {
+  mode: 'AES256' | 'aws:kms' | 'KMS';
+  keyId?: string;
 }
 
 export interface PutOptions extends ContentHeaders {
@@ -47,12 +61,19 @@ export interface PutOptions extends ContentHeaders {
   storageClass?: StorageClass;
   /** Base64 MD5 of the body: the server rejects the write if the bytes differ. */
   contentMd5?: string;
+  /**
+   * Server-side encryption for this write (PUT, or the multipart upload being
+   * created). Overrides the store's default; `null` writes with none.
+   */
+  encryption?: ServerSideEncryption | null;
 }
 
 export interface WriteResult {
   etag: string;
   /** CRC-64/XZ decimal string the server computed, when it reports one (OSS). */
   crc64?: string;
+  /** False when the server says the ETag is not the MD5 of the bytes (SSE-KMS, SSE-C); unset when it said nothing. */
+  etagIsMd5?: boolean;
 }
 
 export interface PartInfo {
@@ -80,13 +101,23 @@ export interface GetOptions {
   range?: { start: number; end: number };
   /** Fail with PreconditionFailed when the object's ETag is no longer this one. */
   ifMatch?: string;
+  /**
+   * 32-byte customer key of an SSE-C object (S3). Without it an S3 store that
+   * was given a customer key retries a refused (400) read with that key.
+   */
+  sseCustomerKey?: Buffer;
+}
+
+export interface HeadOptions {
+  /** As GetOptions.sseCustomerKey. */
+  sseCustomerKey?: Buffer;
 }
 
 export interface ObjectStore {
   readonly provider: 's3' | 'oss';
   readonly bucket: string;
   /** Metadata of the current object, or null when the key does not exist. */
-  head(key: string): Promise<ObjectHead | null>;
+  head(key: string, options?: HeadOptions): Promise<ObjectHead | null>;
   /** A stream of the object's bytes (or of the range). */
   get(key: string, options?: GetOptions): Promise<Readable>;
   /** Single-request upload of `size` bytes. */

@@ -27,6 +27,12 @@
  *  - Non-ASCII header values (Chinese metadata, UTF-8 filenames) need
  *    headerEncoding 'latin1', and a UTF-8 Content-Disposition needs a streamed
  *    body because of a node:http quirk; see the constructor and put().
+ *  - ali-oss hands `httpsAgent` to urllib, and node merges an agent's own
+ *    options over the request's, so a `ca` on our https agent is what the TLS
+ *    handshake verifies against (a task's `caBundleFile`).
+ *  - Server-side encryption: `x-oss-server-side-encryption` (AES256 | KMS) and
+ *    `-key-id` on PutObject and InitiateMultipartUpload (parts inherit it). OSS
+ *    has no customer-provided keys (SSE-C): asking for one is refused.
  */
 import { Agent as HttpAgent, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -36,12 +42,14 @@ import { codeFromStatus, StorageError } from './errors.js';
 import { wireToText } from './s3-store.js';
 import type {
   GetOptions,
+  HeadOptions,
   ListedObject,
   ListPage,
   ObjectHead,
   ObjectStore,
   PartInfo,
   PutOptions,
+  ServerSideEncryption,
   StorageClass,
   WriteResult,
 } from './object-store.js';
@@ -62,6 +70,25 @@ export interface OssStoreOptions {
   timeoutMs?: number;
   /** Per-host socket limit of the keep-alive agent. Default 64. */
   maxSockets?: number;
+  /** PEM CA certificate(s) that https endpoints must chain to, instead of the default roots. */
+  ca?: string | Buffer;
+  /** Server-side encryption of every write unless PutOptions.encryption says otherwise. */
+  encryption?: ServerSideEncryption;
+}
+
+/** The `x-oss-server-side-encryption[-key-id]` headers for `encryption`; refuses S3-only modes. */
+export function ossEncryptionHeaders(encryption: ServerSideEncryption | null | undefined): Record<string, string> {
+  if (!encryption) return {};
+  if (encryption.mode !== 'AES256' && encryption.mode !== 'KMS') {
+    throw new StorageError('InvalidRequest', `OSS does not support server-side encryption mode ${encryption.mode} (use AES256 or KMS)`);
+  }
+  if (encryption.keyId !== undefined && encryption.mode !== 'KMS') {
+    throw new StorageError('InvalidRequest', 'an OSS KMS key id needs server-side encryption mode KMS');
+  }
+  return {
+    'x-oss-server-side-encryption': encryption.mode,
+    ...(encryption.keyId !== undefined ? { 'x-oss-server-side-encryption-key-id': encryption.keyId } : {}),
+  };
 }
 
 type HeaderBag = Record<string, string | string[] | undefined>;
@@ -221,14 +248,21 @@ export class OssStore implements ObjectStore {
   readonly #internals: OssInternals;
   readonly #agents: [HttpAgent, HttpsAgent];
   readonly #timeoutMs: number;
+  readonly #encryption: ServerSideEncryption | undefined;
   #bucketSeen = false;
 
   constructor(options: OssStoreOptions) {
     this.bucket = options.bucket;
     this.#timeoutMs = options.timeoutMs ?? 300_000;
+    // Checked now: a bad mode must fail the store's creation, never a write later.
+    ossEncryptionHeaders(options.encryption);
+    this.#encryption = options.encryption;
     const maxSockets = options.maxSockets ?? 64;
     const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: Math.min(maxSockets, 32) };
-    this.#agents = [new HttpAgent(agentOptions), new HttpsAgent(agentOptions)];
+    this.#agents = [
+      new HttpAgent(agentOptions),
+      new HttpsAgent({ ...agentOptions, ...(options.ca !== undefined ? { ca: options.ca } : {}), rejectUnauthorized: true }),
+    ];
     const clientOptions: OSS.Options & {
       agent: HttpAgent;
       httpsAgent: HttpsAgent;
@@ -320,8 +354,9 @@ export class OssStore implements ObjectStore {
     }
   }
 
-  async head(key: string): Promise<ObjectHead | null> {
+  async head(key: string, options: HeadOptions = {}): Promise<ObjectHead | null> {
     this.#checkKey(key, 'HeadObject');
+    this.#noCustomerKey(options.sseCustomerKey, key);
     let result;
     try {
       result = await this.#client.head(key);
@@ -367,6 +402,10 @@ export class OssStore implements ObjectStore {
     };
     const crc64 = header(h, 'x-oss-hash-crc64ecma');
     if (crc64 !== undefined) out.crc64 = crc64;
+    const sse = header(h, 'x-oss-server-side-encryption');
+    if (sse !== undefined) out.serverSideEncryption = sse;
+    const sseKey = header(h, 'x-oss-server-side-encryption-key-id');
+    if (sseKey !== undefined) out.sseKmsKeyId = sseKey;
     const set = (field: 'contentType' | 'contentEncoding' | 'contentDisposition' | 'contentLanguage' | 'cacheControl' | 'expires', name: string): void => {
       const v = header(h, name);
       if (v !== undefined) out[field] = wireToText(v);
@@ -380,8 +419,15 @@ export class OssStore implements ObjectStore {
     return out;
   }
 
+  #noCustomerKey(key: Buffer | undefined, objectKey: string): void {
+    if (key !== undefined) {
+      throw new StorageError('InvalidRequest', `OSS ${this.#where(objectKey)}: OSS has no customer-provided keys (SSE-C)`);
+    }
+  }
+
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
     this.#checkKey(key, 'GetObject');
+    this.#noCustomerKey(options.sseCustomerKey, key);
     const where = this.#where(key);
     const range = options.range ? checkRange(options.range) : undefined;
     const headers: Record<string, string> = {};
@@ -428,7 +474,8 @@ export class OssStore implements ObjectStore {
   }
 
   #writeHeaders(options: PutOptions): Record<string, string> {
-    const headers: Record<string, string> = {};
+    // The call's choice (null = none), else the store's default.
+    const headers: Record<string, string> = ossEncryptionHeaders(options.encryption === undefined ? this.#encryption : options.encryption);
     if (options.contentType !== undefined) headers['Content-Type'] = options.contentType;
     if (options.contentEncoding !== undefined) headers['Content-Encoding'] = options.contentEncoding;
     if (options.contentDisposition !== undefined) headers['Content-Disposition'] = options.contentDisposition;
@@ -446,6 +493,7 @@ export class OssStore implements ObjectStore {
     const result: WriteResult = { etag: unquoteEtag(etag) };
     const crc64 = header(headers, 'x-oss-hash-crc64ecma');
     if (crc64 !== undefined) result.crc64 = crc64;
+    if (header(headers, 'x-oss-server-side-encryption') === 'KMS') result.etagIsMd5 = false;
     return result;
   }
 

@@ -19,7 +19,17 @@
  *    goes into ObjectHead.crc64.
  *  - AWS_CA_BUNDLE: SDK v3 for JavaScript does not read it (only v2 and the CLI
  *    did), so it cannot break plain-http endpoints; custom CAs go through
- *    NODE_EXTRA_CA_CERTS or an https agent.
+ *    NODE_EXTRA_CA_CERTS or an https agent. A task's `caBundleFile` becomes the
+ *    `ca` of this store's https agent (replacing the default roots, as curl's
+ *    --cacert does); certificates are always verified.
+ *  - SSE-C: S3 answers a HEAD of an SSE-C object without the key with a bare
+ *    400 (no body), and a GET with 400 InvalidRequest "...stored using a form of
+ *    Server Side Encryption...". Sending SSE-C headers for an object that is NOT
+ *    SSE-C is also a 400, so a store given a customer key reads plainly first
+ *    and retries with the key only when refused. Without a key, a 400 HEAD is
+ *    confirmed with a 1-byte GET and reported as SseCustomerKeyRequired.
+ *    Keys whose HEAD needed the customer key are remembered (a bounded set), so
+ *    the GETs of a copy that follow send it at once instead of being refused first.
  */
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -44,12 +54,14 @@ import { codeFromStatus, StorageError } from './errors.js';
 import type {
   ContentHeaders,
   GetOptions,
+  HeadOptions,
   ListedObject,
   ListPage,
   ObjectHead,
   ObjectStore,
   PartInfo,
   PutOptions,
+  ServerSideEncryption,
   StorageClass,
   WriteResult,
 } from './object-store.js';
@@ -65,7 +77,40 @@ export interface S3StoreOptions {
   maxSockets?: number;
   /** Idle time on a socket (connecting, waiting or streaming) before the request fails with Timeout. Default 120 s. */
   requestTimeoutMs?: number;
+  /** PEM CA certificate(s) that https endpoints must chain to, instead of the default roots. */
+  ca?: string | Buffer;
+  /** Server-side encryption of every write unless PutOptions.encryption says otherwise. */
+  encryption?: ServerSideEncryption;
+  /** 32-byte SSE-C key used for reads the store refuses without it (see the module comment). */
+  sseCustomerKey?: Buffer;
 }
+
+/** The SSE parameters of PutObject / CreateMultipartUpload for `encryption`; refuses OSS-only modes. */
+export function s3EncryptionParams(encryption: ServerSideEncryption | null | undefined): {
+  ServerSideEncryption?: 'AES256' | 'aws:kms';
+  SSEKMSKeyId?: string;
+} {
+  if (!encryption) return {};
+  if (encryption.mode !== 'AES256' && encryption.mode !== 'aws:kms') {
+    throw new StorageError('InvalidRequest', `S3 does not support server-side encryption mode ${encryption.mode} (use AES256 or aws:kms)`);
+  }
+  if (encryption.keyId !== undefined && encryption.mode !== 'aws:kms') {
+    throw new StorageError('InvalidRequest', 'an S3 KMS key id needs server-side encryption mode aws:kms');
+  }
+  return {
+    ServerSideEncryption: encryption.mode,
+    ...(encryption.keyId !== undefined ? { SSEKMSKeyId: encryption.keyId } : {}),
+  };
+}
+
+function sseCustomerParams(key: Buffer | undefined): { SSECustomerAlgorithm?: string; SSECustomerKey?: string } {
+  if (key === undefined) return {};
+  if (key.length !== 32) throw new StorageError('InvalidRequest', `an SSE-C key must be 32 bytes, got ${key.length}`);
+  // A base64 string of 32 bytes is sent as is; the SDK adds the key's MD5.
+  return { SSECustomerAlgorithm: 'AES256', SSECustomerKey: key.toString('base64') };
+}
+
+const SSE_C_REFUSAL = /server.side.encryption/i;
 
 /** The fields of SDK errors we read; SDK service exceptions and Node socket errors both fit. */
 interface SdkErrorLike {
@@ -181,6 +226,15 @@ export function unquoteEtag(etag: string | undefined): string {
   return (etag ?? '').replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
 }
 
+/** SSE-KMS and SSE-C objects have ETags that are not the MD5 of their bytes. */
+function writeResult(out: { ETag?: string; ServerSideEncryption?: string; SSECustomerAlgorithm?: string }): WriteResult {
+  const result: WriteResult = { etag: unquoteEtag(out.ETag) };
+  if (out.ServerSideEncryption === 'aws:kms' || out.ServerSideEncryption === 'aws:kms:dsse' || out.SSECustomerAlgorithm !== undefined) {
+    result.etagIsMd5 = false;
+  }
+  return result;
+}
+
 function quoteEtag(etag: string): string {
   return etag.startsWith('"') ? etag : `"${etag}"`;
 }
@@ -212,11 +266,20 @@ export class S3Store implements ObjectStore {
   readonly provider = 's3' as const;
   readonly bucket: string;
   readonly #client: S3Client;
+  readonly #encryption: ServerSideEncryption | undefined;
+  readonly #sseCustomerKey: Buffer | undefined;
+  /** Object keys known to be SSE-C (insertion-ordered, bounded): reads send the store's key at once. */
+  readonly #sseCObjects = new Set<string>();
   /** Set once the bucket is known to exist; see #checkBucketAfter404. */
   #bucketSeen = false;
 
   constructor(options: S3StoreOptions) {
     this.bucket = options.bucket;
+    // Checked now: a bad mode must fail the store's creation, never a write later.
+    s3EncryptionParams(options.encryption);
+    sseCustomerParams(options.sseCustomerKey);
+    this.#encryption = options.encryption;
+    this.#sseCustomerKey = options.sseCustomerKey;
     const maxSockets = options.maxSockets ?? 64;
     const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: Math.min(maxSockets, 32) };
     this.#client = new S3Client({
@@ -229,7 +292,7 @@ export class S3Store implements ObjectStore {
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: {
         httpAgent: new HttpAgent(agentOptions),
-        httpsAgent: new HttpsAgent(agentOptions),
+        httpsAgent: new HttpsAgent({ ...agentOptions, ...(options.ca !== undefined ? { ca: options.ca } : {}), rejectUnauthorized: true }),
         connectionTimeout: 10_000,
         socketTimeout: options.requestTimeoutMs ?? 120_000,
       },
@@ -269,19 +332,25 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  async head(key: string): Promise<ObjectHead | null> {
+  async head(key: string, options: HeadOptions = {}): Promise<ObjectHead | null> {
     let out;
     try {
-      out = await this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      // A caller that knows the object is SSE-C sends the key at once; the store's own key is a fallback.
+      out = await this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key, ...sseCustomerParams(options.sseCustomerKey) }));
     } catch (err) {
       const e = s3Error(err, 'HeadObject', this.#where(key));
       if (e.status === 404) {
         await this.#checkBucketAfter404();
         return null;
       }
-      throw e;
+      if (e.status === 400 && options.sseCustomerKey === undefined) {
+        out = await this.#headSseC(key, e);
+        this.#rememberSseC(key, true);
+      } else if (e.status === 403 && options.sseCustomerKey !== undefined) throw wrongCustomerKey(e, this.#where(key));
+      else throw e;
     }
     this.#bucketSeen = true;
+    if (out.SSECustomerAlgorithm === undefined) this.#rememberSseC(key, false);
     const etag = unquoteEtag(out.ETag);
     const rawClass = out.StorageClass ?? 'STANDARD';
     const restore = out.Restore;
@@ -315,22 +384,86 @@ export class S3Store implements ObjectStore {
     const expires = out.ExpiresString ?? out.Expires?.toUTCString();
     if (expires !== undefined) head.expires = expires;
     if (out.SSECustomerAlgorithm !== undefined) head.sseCustomerAlgorithm = out.SSECustomerAlgorithm;
+    if (out.ServerSideEncryption !== undefined) head.serverSideEncryption = out.ServerSideEncryption;
+    if (out.SSEKMSKeyId !== undefined) head.sseKmsKeyId = out.SSEKMSKeyId;
     return head;
+  }
+
+  #rememberSseC(key: string, sseC: boolean): void {
+    if (this.#sseCustomerKey === undefined) return;
+    if (!sseC) {
+      this.#sseCObjects.delete(key);
+      return;
+    }
+    this.#sseCObjects.add(key);
+    if (this.#sseCObjects.size > 10_000) this.#sseCObjects.delete(this.#sseCObjects.values().next().value!);
+  }
+
+  /**
+   * A plain HEAD answered 400: with the store's customer key, HEAD again with it;
+   * without one, confirm with a 1-byte GET (whose error has a body) that the
+   * object is SSE-C and say so, or rethrow the 400.
+   */
+  async #headSseC(key: string, refused: StorageError) {
+    const where = this.#where(key);
+    if (this.#sseCustomerKey !== undefined) {
+      try {
+        return await this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key, ...sseCustomerParams(this.#sseCustomerKey) }));
+      } catch (err) {
+        const e = s3Error(err, 'HeadObject (SSE-C)', where);
+        if (e.status === 403) throw wrongCustomerKey(e, where);
+        throw e;
+      }
+    }
+    try {
+      const probe = await this.#client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: 'bytes=0-0' }));
+      (probe.Body as Readable | undefined)?.destroy();
+    } catch (err) {
+      const e = s3Error(err, 'GetObject', where);
+      if (e.status === 400 && SSE_C_REFUSAL.test(e.message)) {
+        throw new StorageError(
+          'SseCustomerKeyRequired',
+          `S3 object ${where} is encrypted with a customer-provided key (SSE-C) and no key was given`,
+          400,
+          e.providerCode,
+          { cause: err },
+        );
+      }
+    }
+    throw refused;
   }
 
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
     const where = this.#where(key);
     const range = options.range ? checkRange(options.range) : undefined;
-    const out = await this.#send('GetObject', key, () =>
+    const request = (customerKey: Buffer | undefined) =>
       this.#client.send(
         new GetObjectCommand({
           Bucket: this.bucket,
           Key: key,
           ...(range !== undefined ? { Range: range } : {}),
           ...(options.ifMatch !== undefined ? { IfMatch: quoteEtag(options.ifMatch) } : {}),
+          ...sseCustomerParams(customerKey),
         }),
-      ),
-    );
+      );
+    const known = options.sseCustomerKey ?? (this.#sseCObjects.has(key) ? this.#sseCustomerKey : undefined);
+    let out;
+    try {
+      out = await request(known);
+    } catch (err) {
+      const e = s3Error(err, 'GetObject', where);
+      if (known !== undefined) throw e.status === 403 ? wrongCustomerKey(e, where) : e;
+      if (e.status !== 400 || !SSE_C_REFUSAL.test(e.message)) throw e;
+      if (this.#sseCustomerKey === undefined) {
+        throw new StorageError('SseCustomerKeyRequired', `S3 object ${where} is encrypted with a customer-provided key (SSE-C) and no key was given`, 400, e.providerCode, { cause: err });
+      }
+      try {
+        out = await request(this.#sseCustomerKey);
+      } catch (err2) {
+        const e2 = s3Error(err2, 'GetObject (SSE-C)', where);
+        throw e2.status === 403 ? wrongCustomerKey(e2, where) : e2;
+      }
+    }
     const body = out.Body;
     if (!(body instanceof Readable)) {
       throw new StorageError('Unknown', `S3 GetObject ${where}: response has no readable body`);
@@ -377,6 +510,11 @@ export class S3Store implements ObjectStore {
     };
   }
 
+  /** The write's encryption: the call's choice (null = none), else the store's default. */
+  #encryptionFor(options: PutOptions) {
+    return s3EncryptionParams(options.encryption === undefined ? this.#encryption : options.encryption);
+  }
+
   async put(key: string, body: Readable | Buffer, size: number, options: PutOptions = {}): Promise<WriteResult> {
     const command = new PutObjectCommand({
       Bucket: this.bucket,
@@ -385,14 +523,20 @@ export class S3Store implements ObjectStore {
       ContentLength: size,
       ...(options.contentMd5 !== undefined ? { ContentMD5: options.contentMd5 } : {}),
       ...this.#writeHeaders(options),
+      ...this.#encryptionFor(options),
     });
     withRawExpires(command, options);
     const out = await this.#send('PutObject', key, () => this.#client.send(command));
-    return { etag: unquoteEtag(out.ETag) };
+    return writeResult(out);
   }
 
   async createMultipartUpload(key: string, options: PutOptions = {}): Promise<string> {
-    const command = new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ...this.#writeHeaders(options) });
+    const command = new CreateMultipartUploadCommand({
+      Bucket: this.bucket,
+      Key: key,
+      ...this.#writeHeaders(options),
+      ...this.#encryptionFor(options),
+    });
     withRawExpires(command, options);
     const out = await this.#send('CreateMultipartUpload', key, () => this.#client.send(command));
     if (!out.UploadId) throw new StorageError('Unknown', `S3 CreateMultipartUpload ${this.#where(key)}: no UploadId in the answer`);
@@ -419,7 +563,7 @@ export class S3Store implements ObjectStore {
         }),
       ),
     );
-    return { etag: unquoteEtag(out.ETag) };
+    return writeResult(out);
   }
 
   async completeMultipartUpload(
@@ -438,7 +582,7 @@ export class S3Store implements ObjectStore {
         }),
       ),
     );
-    return { etag: unquoteEtag(out.ETag) };
+    return writeResult(out);
   }
 
   async abortMultipartUpload(key: string, uploadId: string): Promise<void> {
@@ -540,6 +684,16 @@ export class S3Store implements ObjectStore {
   async close(): Promise<void> {
     this.#client.destroy();
   }
+}
+
+function wrongCustomerKey(e: StorageError, where: string): StorageError {
+  return new StorageError(
+    'SseCustomerKeyRequired',
+    `S3 refused the customer-provided key for ${where} (HTTP ${e.status ?? '?'}): it is not the key the object was encrypted with`,
+    e.status,
+    e.providerCode,
+    { cause: e },
+  );
 }
 
 /**

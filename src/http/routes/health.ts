@@ -29,7 +29,7 @@ export async function registerHealthRoutes(
   app: FastifyInstance,
   deps: { pool: pg.Pool; boss: PgBoss; isShuttingDown: () => boolean },
 ): Promise<void> {
-  app.get('/healthz', { schema: { summary: 'Liveness: the process is up', tags: ['health'], response: { 200: statusSchema } } }, async () => ({
+  app.get('/healthz', { schema: { operationId: 'getHealth', summary: 'Liveness: the process is up', tags: ['health'], response: { 200: statusSchema } } }, async () => ({
     status: 'ok',
   }));
 
@@ -37,6 +37,7 @@ export async function registerHealthRoutes(
     '/readyz',
     {
       schema: {
+        operationId: 'getReadiness',
         summary: 'Readiness: database and queue reachable',
         tags: ['health'],
         response: { 200: statusSchema, 503: statusSchema },

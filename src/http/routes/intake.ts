@@ -16,6 +16,7 @@ import type { TaskRegistry } from '../../tasks/registry.js';
 import type PgBoss from 'pg-boss';
 import type pg from 'pg';
 import { AppError } from '../../errors.js';
+import { ID_PATTERN } from '../../config/schema.js';
 import type { IntakeMetrics } from './intake-metrics.js';
 
 export interface IntakeDeps {
@@ -29,6 +30,9 @@ export interface IntakeDeps {
 }
 
 const errorRef = { $ref: 'ErrorResponse#' };
+
+/** OMS project ids are hex strings; allow any plain id, never '.', '..', empty or encoded bytes. */
+const PROJECT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$';
 
 const acceptedSchema = {
   type: 'object',
@@ -69,11 +73,66 @@ const responses = {
   503: errorRef,
 };
 
+/**
+ * Intake bodies are parsed raw (the signature covers the exact bytes), so they
+ * have no fastify body schema; these describe them in the OpenAPI document
+ * only, attached by a per-route @fastify/swagger transform.
+ */
+const anyObject = { type: 'object', additionalProperties: true } as const;
+export const syncBodyDoc = {
+  description:
+    'The notification exactly as the sender produced it; the signature covers these bytes. The format is detected from the shape. ' +
+    'Keys: S3 records form-URL-encoded (+ is a space), OMS keys percent-encoded, others as is. At most 1,000 keys, 1 MiB.',
+  anyOf: [
+    { title: 'S3 event notification (also inside SNS / SQS envelopes, MinIO)', type: 'object', required: ['Records'], properties: { Records: { type: 'array', items: anyObject } } },
+    { title: 'EventBridge S3 event', type: 'object', required: ['detail-type', 'source', 'detail'], properties: { 'detail-type': { type: 'string' }, source: { type: 'string' }, detail: anyObject } },
+    { title: 'OSS event (Function Compute trigger)', type: 'object', required: ['events'], properties: { events: { type: 'array', items: anyObject } } },
+    { title: 'DTH single object', type: 'object', required: ['key'], properties: { key: { type: 'string' }, size: { type: 'integer' } } },
+    { title: 'DTH list', type: 'array', items: { type: 'object', required: ['key'], properties: { key: { type: 'string' }, size: { type: 'integer' } } } },
+    { title: 'OMS keys', type: 'object', required: ['object_keys'], properties: { object_keys: { type: 'array', items: { type: 'string' } } } },
+  ],
+} as const;
+
+export const omsBodyDoc = {
+  type: 'object',
+  required: ['object_keys'],
+  properties: { object_keys: { type: 'array', maxItems: 1000, items: { type: 'string', description: 'URL-encoded object key' } } },
+} as const;
+
+/** Route config that documents `body` in OpenAPI without fastify validating (or parsing) it. */
+function documentRawBody(body: object) {
+  return {
+    swaggerTransform: ({ schema, url }: { schema: object; url: string }) => ({ schema: { ...schema, body, consumes: ['application/json'] }, url }),
+  };
+}
+
 const SIGNATURE_STATUS: Record<SignatureError['code'], number> = {
   SIGNATURE_INVALID: 401,
   REQUEST_EXPIRED: 401,
   UNKNOWN_ACCESS_KEY: 401,
 };
+
+/**
+ * Headers Node keeps only one of (it silently drops the repeats) or that the
+ * signature depends on: a request carrying two is ambiguous (which one did the
+ * sender sign, which one did a proxy in front of us act on?), so it is refused.
+ */
+const SINGLE_HEADERS = new Set(['authorization', 'host', 'content-type', 'content-length', 'x-sdk-date', 'x-sdk-content-sha256']);
+
+function duplicatedHeader(request: FastifyRequest): string | undefined {
+  const seen = new Set<string>();
+  const raw = request.raw.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (!SINGLE_HEADERS.has(name)) continue;
+    if (seen.has(name)) return name;
+    seen.add(name);
+  }
+  return undefined;
+}
+
+/** JSON text must be UTF-8 (RFC 8259); a lenient decode would turn bad bytes into U+FFFD and queue keys that do not exist. */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function rawPathAndQuery(request: FastifyRequest): { path: string; query: string } {
   const url = request.raw.url ?? '/';
@@ -90,6 +149,11 @@ export async function registerIntakeRoutes(app: FastifyInstance, deps: IntakeDep
   ) => {
     const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
     const { path, query } = rawPathAndQuery(request);
+    const duplicated = duplicatedHeader(request);
+    if (duplicated) {
+      deps.metrics?.notification('unknown', 'DUPLICATE_HEADER');
+      throw new AppError(400, 'DUPLICATE_HEADER', `the ${duplicated} header occurs more than once`);
+    }
     let auth: { accessKeyId: string; signature: string };
     try {
       auth = verify({ method: request.method, path, query, headers: request.headers, body }, deps.senders.secretsOf, {
@@ -109,9 +173,16 @@ export async function registerIntakeRoutes(app: FastifyInstance, deps: IntakeDep
       deps.metrics?.notification('replay', 'replayed');
       return reply.code(200).send({ ...seen.response, replayed: true });
     }
+    let text: string;
+    try {
+      text = strictUtf8.decode(body);
+    } catch {
+      deps.metrics?.notification('unknown', 'INVALID_JSON');
+      throw new AppError(400, 'INVALID_JSON', 'request body is not valid UTF-8');
+    }
     let json: unknown;
     try {
-      json = JSON.parse(body.toString('utf8'));
+      json = JSON.parse(text);
     } catch {
       deps.metrics?.notification('unknown', 'INVALID_JSON');
       throw new AppError(400, 'INVALID_JSON', 'request body is not valid JSON');
@@ -165,7 +236,9 @@ export async function registerIntakeRoutes(app: FastifyInstance, deps: IntakeDep
   app.post(
     '/sync',
     {
+      config: documentRawBody(syncBodyDoc),
       schema: {
+        operationId: 'postSync',
         summary: 'Accept an object-change notification (S3, EventBridge, OSS, MinIO, DTH or OMS format)',
         tags: ['intake'],
         security: [{ sdkHmac: [] }],
@@ -185,15 +258,22 @@ export async function registerIntakeRoutes(app: FastifyInstance, deps: IntakeDep
   app.post(
     '/v2/:project_id/sync-tasks/:task_id/events',
     {
+      config: documentRawBody(omsBodyDoc),
       schema: {
+        operationId: 'postOmsSyncEvents',
         summary: 'Huawei OMS-compatible sync request: {"object_keys": [URL-encoded keys]}',
         tags: ['intake'],
         security: [{ sdkHmac: [] }],
         params: {
           type: 'object',
           required: ['project_id', 'task_id'],
-          properties: { project_id: { type: 'string', maxLength: 128 }, task_id: { type: 'string', maxLength: 128 } },
+          properties: {
+            project_id: { type: 'string', maxLength: 128, pattern: PROJECT_ID_PATTERN },
+            task_id: { type: 'string', maxLength: 128, pattern: ID_PATTERN },
+          },
         },
+        // The task is the path's; a query string (e.g. ?task=) would only suggest otherwise.
+        querystring: { type: 'object', additionalProperties: false, properties: {} },
         response: responses,
       },
     },

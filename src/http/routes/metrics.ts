@@ -5,7 +5,7 @@ import type { Registry } from 'prom-client';
 export async function registerMetricsRoute(app: FastifyInstance, registry: Registry): Promise<void> {
   app.get(
     '/metrics',
-    { schema: { summary: 'Prometheus metrics', tags: ['health'], produces: ['text/plain'], response: { 200: { type: 'string' } } } },
+    { schema: { operationId: 'getMetrics', summary: 'Prometheus metrics', tags: ['health'], produces: ['text/plain'], response: { 200: { type: 'string' } } } },
     async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),
   );
 }
