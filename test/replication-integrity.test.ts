@@ -1,0 +1,399 @@
+/**
+ * End-to-end integrity under faults, with a fault proxy in front of the
+ * stores: a byte flipped in transit (read side and write side) is detected,
+ * retried and ends correct; a destination that silently stores wrong bytes
+ * never yields a completed status nor keeps the wrong object; a source
+ * overwritten mid-copy ends with the new version; transient errors retry,
+ * permanent ones (403) fail at once with status and marker; past the retry
+ * limit a key is failed and its job dead-lettered; a later success replaces
+ * the failure marker.
+ */
+import t from 'tap';
+import { createHash, randomBytes } from 'node:crypto';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import OSS from 'ali-oss';
+import { startFaultProxy, type FaultProxy, type ProxyRequestInfo } from './support/fault-proxy.js';
+import { startOssServer, type OssServer } from './support/oss-server.js';
+import { ossEndpoint, s3Endpoint, startReplication, type ReplicationHarness } from './support/replication.js';
+import { startS3Server, type S3Server } from './support/s3-server.js';
+
+const KIB = 1024;
+const PART = 100 * KIB;
+const OPTIONS = { multipartThresholdBytes: 256 * KIB, partSizeBytes: PART, partConcurrency: 3 };
+const RETRY_LIMIT = 3;
+
+let s3: S3Server;
+let oss: OssServer;
+let s3c: S3Client;
+let h: ReplicationHarness;
+const proxies: Record<'s3src' | 's3dst' | 'osssrc' | 'ossdst', FaultProxy> = {} as never;
+const ossClients = new Map<string, OSS>();
+
+t.before(async () => {
+  s3 = await startS3Server({ buckets: ['isrc', 'sdst', 'sdst2', 'smarks'], minPartSize: PART });
+  oss = await startOssServer({ buckets: ['osrc', 'odst', 'idst', 'idst2', 'omarks'], minPartSize: PART });
+  proxies.s3src = await startFaultProxy({ target: s3.endpoint });
+  proxies.s3dst = await startFaultProxy({ target: s3.endpoint });
+  proxies.osssrc = await startFaultProxy({ target: oss.endpoint });
+  proxies.ossdst = await startFaultProxy({ target: oss.endpoint });
+  s3c = new S3Client({
+    region: 'us-east-1',
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  const S3 = (p: FaultProxy | string, b: string) => s3Endpoint(typeof p === 'string' ? p : p.endpoint, b);
+  const O = (p: FaultProxy | string, b: string, prefix?: string) => ossEndpoint(typeof p === 'string' ? p : p.endpoint, b, prefix);
+  h = await startReplication({
+    env: {
+      T_S3_AK: s3.accessKeyId,
+      T_S3_SK: s3.secretAccessKey,
+      T_OSS_AK: oss.accessKeyId,
+      T_OSS_SK: oss.accessKeySecret,
+      T_BAD_AK: 'not-a-key',
+      T_BAD_SK: 'not-a-secret',
+    },
+    retryLimit: RETRY_LIMIT,
+    retryDelaySeconds: 0,
+    tasks: [
+      {
+        id: 's3-oss',
+        source: S3(proxies.s3src, 'isrc'),
+        destination: O(proxies.ossdst, 'idst'),
+        options: { ...OPTIONS, markers: { bucket: 'omarks', prefix: 'bb_records' } },
+      },
+      { id: 'oss-oss', source: O(proxies.osssrc, 'osrc'), destination: O(proxies.ossdst, 'odst'), options: OPTIONS },
+      {
+        id: 's3-s3',
+        source: S3(proxies.s3src, 'isrc'),
+        destination: S3(proxies.s3dst, 'sdst'),
+        options: { ...OPTIONS, markers: { bucket: 'smarks', prefix: 'bb_records' } },
+      },
+      { id: 'oss-s3', source: O(proxies.osssrc, 'osrc'), destination: S3(proxies.s3dst, 'sdst2'), options: OPTIONS },
+      {
+        id: 'denied',
+        source: S3(s3.endpoint, 'isrc'),
+        destination: O(oss.endpoint, 'idst2', 'T_BAD'),
+        options: { ...OPTIONS, markers: { bucket: 'smarks', prefix: 'bb_records', side: 'source' } },
+      },
+    ],
+  });
+});
+
+t.afterEach(() => {
+  for (const p of Object.values(proxies)) p.clear();
+});
+
+t.teardown(async () => {
+  await h?.close();
+  s3c?.destroy();
+  for (const p of Object.values(proxies)) await p?.close();
+  for (const c of ossClients.values()) (c as unknown as { agent?: { destroy(): void } }).agent?.destroy();
+  await s3?.close();
+  await oss?.close();
+});
+
+function ossClient(bucket: string): OSS {
+  let c = ossClients.get(bucket);
+  if (!c) {
+    c = new OSS({ region: 'oss-cn-hangzhou', endpoint: oss.endpoint, accessKeyId: oss.accessKeyId, accessKeySecret: oss.accessKeySecret, bucket, secure: false });
+    ossClients.set(bucket, c);
+  }
+  return c;
+}
+
+async function putS3(bucket: string, key: string, body: Buffer): Promise<string> {
+  const r = await s3c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length }));
+  return r.ETag!.replace(/"/g, '');
+}
+
+async function putOss(bucket: string, key: string, body: Buffer): Promise<void> {
+  await ossClient(bucket).put(key, body);
+}
+
+async function getS3(bucket: string, key: string): Promise<Buffer | undefined> {
+  try {
+    const r = await s3c.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return Buffer.from(await r.Body!.transformToByteArray());
+  } catch {
+    return undefined;
+  }
+}
+
+async function existsS3(bucket: string, key: string): Promise<boolean> {
+  try {
+    await s3c.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A request for `key` (S3 path style puts the bucket in the path; ali-oss on an IP endpoint sends /key with the bucket in Host). */
+const forKey =
+  (key: string) =>
+  (info: ProxyRequestInfo): boolean =>
+    info.path.endsWith(`/${key}`);
+const rangeFrom = (start: number) => (info: ProxyRequestInfo) => String(info.headers.range ?? '').startsWith(`bytes=${start}-`);
+const md5hex = (b: Buffer): string => createHash('md5').update(b).digest('hex');
+
+t.test('a byte flipped in a source GET (S3 single part, MD5) is detected, retried, and ends correct', async (t) => {
+  const key = 'flip/source single.bin';
+  const body = randomBytes(50 * KIB);
+  await putS3('isrc', key, body);
+  const flip = proxies.s3src.add({ match: { method: 'GET', test: forKey(key) }, nth: 1, action: { type: 'flip-response-byte' } });
+  await h.enqueue('s3-oss', key);
+  const row = await h.settled('s3-oss', key);
+  t.equal(flip.fired, 1, 'one byte was flipped');
+  t.equal(row.status, 'completed');
+  t.equal(row.attempts, 2, 'the first attempt failed, the second succeeded');
+  t.ok(oss.getObject('idst', key)?.body.equals(body), 'destination holds the right bytes');
+});
+
+t.test('a byte flipped in one part read from OSS (combined CRC-64) is detected; the upload is aborted and redone', async (t) => {
+  const key = 'flip/source-part.bin';
+  const body = randomBytes(5 * PART + 77);
+  await putOss('osrc', key, body);
+  const flip = proxies.osssrc.add({
+    match: { method: 'GET', test: (i) => forKey(key)(i) && rangeFrom(2 * PART)(i) },
+    nth: 1,
+    action: { type: 'flip-response-byte', offset: 1234 },
+  });
+  await h.enqueue('oss-oss', key);
+  const row = await h.settled('oss-oss', key);
+  t.equal(flip.fired, 1);
+  t.equal(row.status, 'completed');
+  t.equal(row.attempts, 2);
+  t.equal(oss.getObject('odst', key)?.crc64, oss.getObject('osrc', key)?.crc64, 'same CRC-64 as the source');
+  t.ok(oss.getObject('odst', key)?.body.equals(body));
+  t.equal(oss.pendingUploads('odst'), 0, 'the failed attempt left no upload behind');
+});
+
+t.test('a byte flipped on the way to the destination is refused by Content-MD5 and resent', async (t) => {
+  const key = 'flip/request.bin';
+  const body = randomBytes(40 * KIB);
+  await putS3('isrc', key, body);
+  const flip = proxies.s3dst.add({ match: { method: 'PUT', test: forKey(key) }, nth: 1, action: { type: 'flip-request-byte' } });
+  await h.enqueue('s3-s3', key);
+  const row = await h.settled('s3-s3', key);
+  t.equal(flip.fired, 1);
+  t.equal(row.status, 'completed');
+  t.ok((await getS3('sdst', key))?.equals(body));
+});
+
+t.test('a destination that stores flipped bytes (no Content-MD5 reached it) is caught by what it answers', async (t) => {
+  t.test('OSS part upload answered with another CRC-64 → upload aborted, retried', async (t) => {
+    // OSS signs Content-MD5, so a proxy cannot strip it; what it can do is make the answer disagree.
+    const key = 'silent/oss-part.bin';
+    const body = randomBytes(4 * PART);
+    await putOss('osrc', key, body);
+    const lie = proxies.ossdst.add({
+      match: { method: 'PUT', query: { partNumber: '2' }, test: forKey(key) },
+      nth: 1,
+      action: { type: 'response-headers', set: { 'x-oss-hash-crc64ecma': '12345' } },
+    });
+    await h.enqueue('oss-oss', key);
+    const row = await h.settled('oss-oss', key);
+    t.equal(lie.fired, 1);
+    t.equal(row.status, 'completed');
+    t.equal(row.attempts, 2);
+    t.ok(oss.getObject('odst', key)?.body.equals(body));
+    t.equal(oss.pendingUploads('odst'), 0, 'the upload of the failed attempt was aborted');
+  });
+  t.test('OSS PUT answered with another CRC-64 → the object is deleted, retried', async (t) => {
+    const key = 'silent/oss-put.bin';
+    const body = randomBytes(3 * KIB);
+    await putS3('isrc', key, body);
+    const lie = proxies.ossdst.add({
+      match: { method: 'PUT', test: forKey(key) },
+      nth: 1,
+      action: { type: 'response-headers', set: { 'x-oss-hash-crc64ecma': '1' } },
+    });
+    const deletes = () => proxies.ossdst.log.filter((r) => r.method === 'DELETE' && r.path === `/${key}`).length;
+    await h.enqueue('s3-oss', key);
+    const row = await h.settled('s3-oss', key);
+    t.equal(lie.fired, 1);
+    t.equal(deletes(), 1, 'the object of the failed attempt was deleted');
+    t.equal(row.status, 'completed');
+    t.ok(oss.getObject('idst', key)?.body.equals(body));
+  });
+  t.test('S3 single PUT: its ETag is not the MD5 sent → the wrong object is deleted, retried', async (t) => {
+    const key = 'silent/s3-put.bin';
+    const body = randomBytes(30 * KIB);
+    await putOss('osrc', key, body);
+    const flip = proxies.s3dst.add({
+      match: { method: 'PUT', test: forKey(key) },
+      nth: 1,
+      action: { type: 'flip-request-byte', dropHeaders: ['content-md5'] },
+    });
+    await h.enqueue('oss-s3', key);
+    const row = await h.settled('oss-s3', key);
+    t.equal(flip.fired, 1);
+    t.equal(row.status, 'completed');
+    t.equal(row.destinationEtag, md5hex(body));
+    t.ok((await getS3('sdst2', key))?.equals(body));
+  });
+  t.test('corrupted on every attempt: never completed, the key fails, and no wrong object stays', async (t) => {
+    const key = 'silent/always.bin';
+    const body = randomBytes(20 * KIB);
+    await putS3('isrc', key, body);
+    const flip = proxies.s3dst.add({
+      match: { method: 'PUT', test: forKey(key) },
+      action: { type: 'flip-request-byte', dropHeaders: ['content-md5'] },
+    });
+    await h.enqueue('s3-s3', key);
+    const row = await h.settled('s3-s3', key);
+    t.equal(row.status, 'failed', 'failed, not completed');
+    t.equal(row.lastErrorCode, 'IntegrityMismatch');
+    t.equal(row.attempts, RETRY_LIMIT + 1, 'every attempt was made');
+    t.equal(flip.fired, RETRY_LIMIT + 1);
+    t.notOk(await existsS3('sdst', key), 'the wrong object was deleted');
+    // Nothing may bless a wrong copy later either: reconcile again without the fault.
+    flip.remove();
+    await h.enqueue('s3-s3', key);
+    const again = await h.settled('s3-s3', key, (r) => r.status !== 'failed');
+    t.equal(again.status, 'completed');
+    t.ok((await getS3('sdst', key))?.equals(body));
+  });
+});
+
+t.test('a source overwritten mid-copy aborts the attempt; the key is queued again and ends with the NEW version', async (t) => {
+  t.test('multipart (OSS → OSS), overwritten before part 3 is read', async (t) => {
+    const key = 'overwrite/multipart.bin';
+    const first = randomBytes(6 * PART);
+    const second = randomBytes(4 * PART + 999);
+    await putOss('osrc', key, first);
+    const hook = proxies.osssrc.add({
+      match: { method: 'GET', test: (i) => forKey(key)(i) && rangeFrom(2 * PART)(i) },
+      nth: 1,
+      action: { type: 'hook', hook: () => putOss('osrc', key, second) },
+    });
+    await h.enqueue('oss-oss', key);
+    const row = await h.settled('oss-oss', key);
+    t.equal(hook.fired, 1);
+    t.equal(row.status, 'completed');
+    t.ok(row.attempts >= 2, 'the first attempt failed (PreconditionFailed)');
+    const copy = oss.getObject('odst', key)!;
+    t.ok(copy.body.equals(second), 'destination holds the new version, not a mixture');
+    t.equal(copy.meta['bb-source-etag'], oss.getObject('osrc', key)!.etag, 'fingerprint of the new version');
+    t.equal(oss.pendingUploads('odst'), 0, 'the aborted attempt left no upload behind');
+  });
+  t.test('single PUT (S3 → S3), overwritten between HEAD and GET', async (t) => {
+    const key = 'overwrite/single.bin';
+    const first = randomBytes(10 * KIB);
+    const second = randomBytes(12 * KIB);
+    await putS3('isrc', key, first);
+    const hook = proxies.s3src.add({
+      match: { method: 'GET', test: forKey(key) },
+      nth: 1,
+      action: {
+        type: 'hook',
+        hook: async () => {
+          await putS3('isrc', key, second);
+        },
+      },
+    });
+    await h.enqueue('s3-s3', key);
+    const row = await h.settled('s3-s3', key);
+    t.equal(hook.fired, 1);
+    t.equal(row.status, 'completed');
+    t.equal(row.sourceEtag, md5hex(second), 'the status row names the new version');
+    t.ok((await getS3('sdst', key))?.equals(second));
+  });
+});
+
+t.test('transient errors retry and end correct', async (t) => {
+  t.test('503 SlowDown and 500 from the destination, a reset mid-body from the source', async (t) => {
+    const key = 'transient/mixed.bin';
+    const body = randomBytes(4 * PART + 1);
+    await putOss('osrc', key, body);
+    const slow = proxies.ossdst.add({ match: { method: 'POST', query: { uploads: true }, test: forKey(key) }, nth: 1, action: { type: 'status', status: 503, code: 'SlowDown' } });
+    const err = proxies.ossdst.add({ match: { method: 'PUT', query: { partNumber: '3' }, test: forKey(key) }, nth: 1, action: { type: 'status', status: 500 } });
+    const reset = proxies.osssrc.add({
+      match: { method: 'GET', test: (i) => forKey(key)(i) && rangeFrom(PART)(i) },
+      nth: 1,
+      action: { type: 'reset', afterBytes: 5000 },
+    });
+    await h.enqueue('oss-oss', key);
+    const row = await h.settled('oss-oss', key);
+    t.equal(slow.fired + err.fired + reset.fired, 3, 'every fault happened');
+    t.equal(row.status, 'completed');
+    t.ok(row.attempts >= 2 && row.attempts <= RETRY_LIMIT + 1, `retried (${row.attempts} attempts)`);
+    t.ok(oss.getObject('odst', key)?.body.equals(body));
+    t.equal(oss.pendingUploads('odst'), 0);
+  });
+  t.test('a part read failing while other parts are still in flight (MD5-checked source) does not hang the attempt', async (t) => {
+    const key = 'transient/first-part-fails.bin';
+    const body = randomBytes(5 * PART);
+    await putS3('isrc', key, body);
+    // Part 1 fails at once (both SDK attempts); parts 2.. are slow, so they finish after the failure.
+    const fail = proxies.s3src.add({ match: { method: 'GET', test: (i) => forKey(key)(i) && rangeFrom(0)(i) }, times: 2, action: { type: 'status', status: 503, code: 'SlowDown' } });
+    const slow = proxies.s3src.add({ match: { method: 'GET', test: (i) => forKey(key)(i) && !rangeFrom(0)(i) }, times: 2, action: { type: 'delay', ms: 1500 } });
+    await h.enqueue('s3-oss', key);
+    const row = await h.settled('s3-oss', key, undefined, 30_000);
+    t.equal(fail.fired, 2);
+    t.ok(slow.fired >= 1);
+    t.equal(row.status, 'completed');
+    t.ok(oss.getObject('idst', key)?.body.equals(body));
+    t.equal(oss.pendingUploads('idst'), 0);
+  });
+});
+
+t.test('403 from the destination fails at once: one attempt, status failed, failed marker, dead-lettered', async (t) => {
+  t.test('wrong destination credentials (OSS InvalidAccessKeyId)', async (t) => {
+    const key = 'denied/photo 1.jpg';
+    await putS3('isrc', key, randomBytes(1000));
+    await h.enqueue('denied', key);
+    const row = await h.settled('denied', key);
+    t.equal(row.status, 'failed');
+    t.equal(row.attempts, 1, 'no retry');
+    t.match(row.lastErrorCode, /InvalidAccessKeyId|AccessDenied/);
+    t.ok(row.lastErrorMessage);
+    t.ok(await existsS3('smarks', `bb_records/denied/failed_object/${key}`), 'failed marker written');
+    const dead = (await h.deadLetters()).filter((d) => d.data.taskId === 'denied' && d.data.key === key);
+    t.equal(dead.length, 1, 'in the dead-letter queue');
+    t.match(dead[0]?.data.error?.code, /InvalidAccessKeyId|AccessDenied/);
+  });
+  t.test('403 AccessDenied on part 2 of a multipart upload: the upload is aborted, nothing left behind', async (t) => {
+    const key = 'denied/multipart.bin';
+    await putS3('isrc', key, randomBytes(4 * PART));
+    const deny = proxies.ossdst.add({ match: { method: 'PUT', query: { partNumber: '2' }, test: forKey(key) }, action: { type: 'status', status: 403, code: 'AccessDenied' } });
+    await h.enqueue('s3-oss', key);
+    const row = await h.settled('s3-oss', key);
+    t.equal(deny.fired, 1, 'one request denied, no retry');
+    t.equal(row.status, 'failed');
+    t.equal(row.attempts, 1);
+    t.equal(row.lastErrorCode, 'AccessDenied');
+    t.equal(oss.pendingUploads('idst'), 0, 'upload aborted');
+    t.equal((await h.uploads.find('s3-oss', key)), undefined, 'no resume record kept');
+    t.ok(oss.getObject('omarks', `bb_records/s3-oss/failed_object/${key}`), 'failed marker in the destination-side marker bucket');
+  });
+});
+
+t.test('past the retry limit the key is failed and dead-lettered; a later success replaces the failure marker', async (t) => {
+  const key = 'limit/always-500.txt';
+  const body = randomBytes(2000);
+  await putS3('isrc', key, body);
+  const broken = proxies.s3dst.add({ match: { method: 'PUT', path: `/sdst/${key}` }, action: { type: 'status', status: 500 } });
+  await h.enqueue('s3-s3', key);
+  const row = await h.settled('s3-s3', key);
+  t.equal(row.status, 'failed');
+  t.equal(row.attempts, RETRY_LIMIT + 1, 'first attempt + every retry');
+  t.equal(row.lastErrorCode, 'ServerError');
+  const jobs = await h.jobs('s3-s3', key);
+  t.equal(jobs.at(-1)?.state, 'failed', 'the job failed in the queue');
+  const dead = (await h.deadLetters()).filter((d) => d.data.taskId === 's3-s3' && d.data.key === key);
+  t.equal(dead.length, 1, 'dead-lettered');
+  t.ok(await existsS3('smarks', `bb_records/s3-s3/failed_object/${key}`), 'failed marker');
+  t.notOk(await existsS3('smarks', `bb_records/s3-s3/success_object/${key}`));
+
+  broken.remove();
+  await h.enqueue('s3-s3', key);
+  const ok = await h.settled('s3-s3', key, (r) => r.status === 'completed');
+  t.equal(ok.attempts, 1, 'a new round');
+  t.ok((await getS3('sdst', key))?.equals(body));
+  t.ok(await existsS3('smarks', `bb_records/s3-s3/success_object/${key}`), 'success marker');
+  t.notOk(await existsS3('smarks', `bb_records/s3-s3/failed_object/${key}`), 'failure marker removed');
+});
