@@ -85,7 +85,7 @@ export async function ensureQueue(boss: PgBoss, name: string, options: Omit<PgBo
       }
       return;
     } catch (err) {
-      if (attempt >= 1 || !CONCURRENT_DDL.has((err as { code?: string }).code ?? '')) throw err;
+      if (attempt >= 8 || !CONCURRENT_DDL.has((err as { code?: string }).code ?? '')) throw err;
       await new Promise((r) => setTimeout(r, 25 * attempt + Math.floor(Math.random() * 50)));
     }
   }

@@ -54,6 +54,9 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** Worker ids alive in this process: a row with our pid is a previous incarnation only if it is not one of these. */
+const liveInThisProcess = new Set<string>();
+
 export class LeaseKeeper {
   readonly workerId = randomUUID();
   readonly identity = machineIdentity();
@@ -68,6 +71,7 @@ export class LeaseKeeper {
   ) {}
 
   async start(): Promise<void> {
+    liveInThisProcess.add(this.workerId);
     await this.register();
     await this.sweep();
     this.timer = setInterval(() => {
@@ -113,7 +117,11 @@ export class LeaseKeeper {
           [this.workerId, this.options.staleAfterSeconds],
         );
         const dead = workers
-          .filter((w) => w.stale || (w.host === this.identity && (w.pid === process.pid || !pidAlive(w.pid))))
+          .filter(
+            (w) =>
+              w.stale ||
+              (w.host === this.identity && (w.pid === process.pid ? !liveInThisProcess.has(w.id) : !pidAlive(w.pid))),
+          )
           .map((w) => w.id);
         if (dead.length === 0) return 0;
         const { rows } = await client.query<{ job_id: string }>('SELECT job_id FROM bb_job_leases WHERE worker_id = ANY($1::uuid[])', [dead]);
@@ -142,6 +150,7 @@ export class LeaseKeeper {
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    liveInThisProcess.delete(this.workerId);
     await this.pool.query('DELETE FROM bb_workers WHERE id = $1', [this.workerId]).catch(() => {});
   }
 }

@@ -32,6 +32,7 @@ import type { TaskRegistry } from '../tasks/registry.js';
 import { QUEUES, replicateSingletonKey, type ReplicateJob } from './boss.js';
 import type { LeaseKeeper } from './leases.js';
 import type { KeyFailureAlerts } from '../alerts/index.js';
+import { UploadIntents } from './upload-intents.js';
 
 /** pg-boss's schema (queue/boss.ts). */
 const BOSS_SCHEMA = 'pgboss';
@@ -140,6 +141,13 @@ RETURNING j.id`;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * How long a finished job keeps trying to record its outcome while the database is away.
+ * Giving up leaves the job 'active' under this live process's lease until it expires
+ * (hours), so wait out any ordinary outage (a restart, a failover) instead.
+ */
+const SETTLE_PATIENCE_MS = 30 * 60_000;
+
 /** Idle upload buffers kept for reuse, at most; dropped when the process has had no job for a while. */
 const POOLED_BYTES = 64 * 1024 * 1024;
 const POOL_IDLE_CLEAR_MS = 10_000;
@@ -158,7 +166,11 @@ export class ReplicationWorkers {
   private wake?: () => void;
   private stopping = false;
 
+  /** Cleans up multipart uploads whose creation was interrupted (upload-intents.ts). */
+  private readonly intents: UploadIntents;
+
   constructor(private readonly deps: WorkerDeps) {
+    this.intents = new UploadIntents(deps.pool);
     this.budget = new ByteBudget(deps.memoryBudgetBytes);
     this.pool = new BufferPool(Math.min(POOLED_BYTES, deps.memoryBudgetBytes));
   }
@@ -323,6 +335,7 @@ export class ReplicationWorkers {
     job: FetchedJob,
     outcome: { ok: true; output: Record<string, unknown> } | { ok: false; error: Classified },
   ): Promise<void> {
+    const giveUpAt = Date.now() + SETTLE_PATIENCE_MS;
     for (let attempt = 1; ; attempt++) {
       if (outcome.ok) {
         try {
@@ -334,7 +347,7 @@ export class ReplicationWorkers {
           if (rowCount === 0) this.deps.log.warn({ jobId: job.id }, 'job lease lost while running; outcome not recorded in the queue');
           return;
         } catch (err) {
-          if (attempt >= 8 || this.stopping) {
+          if (Date.now() > giveUpAt || this.stopping) {
             this.deps.log.error({ err, jobId: job.id }, 'could not record the job outcome; the job returns when its lease is swept or it expires');
             return;
           }
@@ -362,7 +375,7 @@ export class ReplicationWorkers {
         return;
       } catch (err) {
         if (client) await client.query('ROLLBACK').catch((e: Error) => (broken = e));
-        if (attempt >= 8 || this.stopping) {
+        if (Date.now() > giveUpAt || this.stopping) {
           this.deps.log.error({ err, jobId: job.id }, 'could not record the job outcome; the job returns when its lease is swept or it expires');
           return;
         }
@@ -409,7 +422,7 @@ export class ReplicationWorkers {
       try {
         const outcome = await reconcile(current, key, {
           source: stores.source,
-          destination: stores.destination,
+          destination: await this.intents.prepare(taskId, key, stores.destination, log),
           budget: this.budget,
           pool: this.pool,
           uploads: this.deps.uploads,

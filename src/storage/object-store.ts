@@ -113,6 +113,11 @@ export interface HeadOptions {
   sseCustomerKey?: Buffer;
 }
 
+export interface MultipartUploadInfo {
+  uploadId: string;
+  initiated?: Date;
+}
+
 export interface ObjectStore {
   readonly provider: 's3' | 'oss';
   readonly bucket: string;
@@ -137,6 +142,12 @@ export interface ObjectStore {
   ): Promise<WriteResult>;
   abortMultipartUpload(key: string, uploadId: string): Promise<void>;
   listParts(key: string, uploadId: string): Promise<PartInfo[]>;
+  /**
+   * Multipart uploads in progress for exactly this key (ListMultipartUploads), to find
+   * one whose create answer was lost (src/queue/upload-intents.ts). Optional: a store
+   * without it cannot have such an upload cleaned up.
+   */
+  listMultipartUploads?(key: string): Promise<MultipartUploadInfo[]>;
   /** Deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
   /** One page of keys in UTF-8 binary order. */

