@@ -52,6 +52,7 @@ export interface HarnessOptions {
   retryDelaySeconds?: number;
   restoreRecheckSeconds?: number;
   memoryBudgetBytes?: number;
+  pausedRecheckSeconds?: number;
 }
 
 const SETTLED = new Set(['completed', 'in_sync', 'deleted', 'source_missing', 'archived', 'failed']);
@@ -89,6 +90,7 @@ export async function startReplication(options: HarnessOptions): Promise<Replica
     memoryBudgetBytes: options.memoryBudgetBytes ?? 64 * 1024 * 1024,
     pollIntervalMs: 100,
     ...(options.restoreRecheckSeconds !== undefined ? { restoreRecheckSeconds: options.restoreRecheckSeconds } : {}),
+    ...(options.pausedRecheckSeconds !== undefined ? { pausedRecheckSeconds: options.pausedRecheckSeconds } : {}),
   });
   await workers.start();
 
