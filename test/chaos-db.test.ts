@@ -141,6 +141,10 @@ t.test(`PostgreSQL cut for ${OUTAGE_MS / 1000} s during a stream of notification
   t.same(other.map((s) => `${s.key}: ${s.status} ${s.code}`), [], 'no other answer (no 500, no dropped connection)');
 
   // Recovery, same process: readiness, intake, workers.
+  if (svc.child.exitCode !== null || svc.child.signalCode !== null) {
+    // Diagnose a death: the last lines the service wrote.
+    t.comment(`service exited (${svc.child.exitCode ?? svc.child.signalCode}); last output:\n${svc.output().slice(-4000)}`);
+  }
   t.equal(svc.child.exitCode, null, 'the process kept running');
   t.equal(svc.child.pid, pid, 'no restart');
   let ready = 0;

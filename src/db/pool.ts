@@ -16,6 +16,13 @@ export function createPool(connectionString: string, max = 20): pg.Pool {
   // An idle client losing its connection must not crash the process; the
   // next query gets a fresh connection.
   pool.on('error', () => {});
+  // A client that is checked out (inside a transaction, between two queries)
+  // when the connection drops emits 'error' with no listener of pg-pool's
+  // attached, which would crash the process. The failure reaches the caller
+  // through its next query anyway, so a listener that swallows it is enough.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   return pool;
 }
 
