@@ -67,6 +67,15 @@ async function dropStaleUpload(task: Task, key: string, deps: ReconcileDeps): Pr
 }
 
 export async function reconcile(task: Task, key: string, deps: ReconcileDeps): Promise<ReconcileOutcome> {
+  if (task.options.clientSideEncryption) {
+    // The envelope module exists (src/crypto/envelope.ts) but the copy path does not apply it
+    // yet: refuse rather than upload plaintext to a task that asked for encryption.
+    throw new ReplicationError(
+      'CLIENT_SIDE_ENCRYPTION_UNAVAILABLE',
+      'this task asks for client-side encryption, which the copy path does not apply yet; nothing was uploaded',
+      false,
+    );
+  }
   let outcome: ReconcileOutcome;
   try {
     outcome = await decide(task, key, deps);
