@@ -76,7 +76,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // pino's Logger and fastify's base logger type differ only in generics.
     loggerInstance: deps.logger as unknown as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
-    disableRequestLogging: false,
     requestIdHeader: 'x-request-id',
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // Signatures cover the exact bytes: keep the body raw and parse it ourselves.
