@@ -54,6 +54,7 @@ import type {
   StorageClass,
   WriteResult,
 } from './object-store.js';
+import { unquoteEtag } from './etag.js';
 
 export interface OssStoreOptions {
   bucket: string;
@@ -163,10 +164,6 @@ export function ossError(err: unknown, operation: string, where: string): Storag
 function header(headers: HeaderBag, name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
-}
-
-export function unquoteEtag(etag: string | undefined): string {
-  return (etag ?? '').replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
 }
 
 /** OSS → neutral. */

@@ -67,6 +67,7 @@ import type {
   StorageClass,
   WriteResult,
 } from './object-store.js';
+import { unquoteEtag } from './etag.js';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -222,10 +223,6 @@ function toS3StorageClass(c: StorageClass | undefined): S3StorageClass | undefin
     default:
       return undefined; // OTHER / unset: the bucket's default
   }
-}
-
-export function unquoteEtag(etag: string | undefined): string {
-  return (etag ?? '').replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
 }
 
 /** SSE-KMS and SSE-C objects have ETags that are not the MD5 of their bytes. */
