@@ -52,9 +52,7 @@ export class TaskRegistry {
    * config task whose id an API task already uses is refused.
    */
   async syncConfigTasks(tasks: TaskConfig[]): Promise<void> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await withTransaction(this.pool, async (client) => {
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['bucketbridge.tasks']);
       for (const task of tasks) {
         const res = await client.query(
@@ -69,13 +67,7 @@ export class TaskRegistry {
       await client.query(`DELETE FROM bb_tasks WHERE managed_by = 'config' AND NOT (id = ANY($1::text[]))`, [
         tasks.map((t) => t.id),
       ]);
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
     await this.load();
   }
 
