@@ -118,7 +118,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const metrics = createMetrics();
     const statusRepo = new TaskStatusRepo(pool);
     registerQueueGauges(metrics.registry, { snapshot: () => statusRepo.queueSnapshot(), taskIds: () => tasks.all().map((t) => t.id) });
-    const stores = new StoreCache(log);
+    const stores = new StoreCache(log, process.env, { pool });
     // Alerts (src/alerts/): an outbox delivered on its own timer; workers only record failures into it.
     const alerts = new Alerts({
       pool,

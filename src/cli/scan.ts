@@ -202,7 +202,7 @@ export const command: Command = {
       }, 2_000);
       cleanup.push(async () => clearInterval(progress));
       if (runHere) {
-        const stores = new StoreCache(log, io.env);
+        const stores = new StoreCache(log, io.env, { pool });
         cleanup.push(() => stores.close());
         const runner = new ScanRunner({ pool, boss, tasks, stores, log, env: io.env });
         scan = (await runner.run(scan.id, abort.signal)) ?? scan;

@@ -71,7 +71,7 @@ export async function startReplication(options: HarnessOptions): Promise<Replica
   const env = { ...process.env, ...options.env };
   const tasks = new TaskRegistry(pool);
   await tasks.syncConfigTasks(options.tasks.map((t, i) => validateTask(structuredClone(t), `tasks[${i}]`, env)));
-  const stores = new StoreCache(log, env);
+  const stores = new StoreCache(log, env, { pool });
   const leases = new LeaseKeeper(pool, boss, log, { heartbeatSeconds: 1, staleAfterSeconds: 5 });
   await leases.start();
   const statuses = new ObjectStatusRepo(pool);
