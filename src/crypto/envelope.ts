@@ -22,9 +22,12 @@
  * What CTR does not give is authentication. Here it could not mean much
  * anyway: the wrapping key is public, so anyone who may write the bucket can
  * encrypt a substitute object for it. Integrity is checked on decryption
- * against plaintext digests (`bb-cse-plaintext-crc64` / `-md5` when known at
- * write time, else the source fingerprint `bb-source-crc64` / MD5-form
- * `bb-source-etag`), and the store's own CRC-64/MD5 cover the ciphertext.
+ * against the plaintext digests recorded at write time (`bb-cse-plaintext-crc64`
+ * / `-md5`, whichever the copy knew when it wrote the metadata), and the
+ * store's own CRC-64/MD5 cover the ciphertext. The source fingerprint
+ * (`bb-source-*`) is deliberately NOT a fallback check: when an encrypted
+ * replica is itself replicated verbatim, the copy's fingerprint describes the
+ * ciphertext it was copied from, not the plaintext.
  *
  * Metadata (user metadata names, lower case; x-amz-meta- / x-oss-meta- added by the adapter):
  *   bb-cse-alg              "AES-256-CTR"
@@ -71,10 +74,6 @@ export const CSE_META = {
   plaintextCrc64: 'bb-cse-plaintext-crc64',
   plaintextMd5: 'bb-cse-plaintext-md5',
 } as const;
-
-/** The source fingerprint names of replication/metadata.ts, read here as fallback digests. */
-const SOURCE_ETAG = 'bb-source-etag';
-const SOURCE_CRC64 = 'bb-source-crc64';
 
 const KEY_BYTES = 32;
 const BLOCK = 16;
@@ -265,17 +264,10 @@ export function openEnvelope(metadata: Record<string, string>, privateKey: KeyOb
   if (sizeText === undefined || !/^\d+$/.test(sizeText)) throw new EnvelopeError('MALFORMED', `metadata ${CSE_META.plaintextSize} is missing or not a number`);
   const opened: OpenedEnvelope = { dataKey: { key, iv }, plaintextSize: Number(sizeText) };
   if (keyId !== undefined) opened.keyId = keyId;
-  const crc = meta[CSE_META.plaintextCrc64] ?? meta[SOURCE_CRC64];
-  if (crc !== undefined && /^\d+$/.test(crc)) {
-    opened.crc64 = { value: crc, from: meta[CSE_META.plaintextCrc64] !== undefined ? CSE_META.plaintextCrc64 : SOURCE_CRC64 };
-  }
+  const crc = meta[CSE_META.plaintextCrc64];
+  if (crc !== undefined && /^\d+$/.test(crc)) opened.crc64 = { value: crc, from: CSE_META.plaintextCrc64 };
   const md5 = meta[CSE_META.plaintextMd5];
-  const sourceEtag = meta[SOURCE_ETAG];
   if (md5 !== undefined && /^[0-9a-f]{32}$/i.test(md5)) opened.md5 = { value: md5.toLowerCase(), from: CSE_META.plaintextMd5 };
-  // A source ETag of 32 hex digits is an MD5 of the bytes unless the source was SSE-KMS/SSE-C; it is only a fallback.
-  else if (sourceEtag !== undefined && /^[0-9a-f]{32}$/i.test(sourceEtag) && opened.crc64 === undefined) {
-    opened.md5 = { value: sourceEtag.toLowerCase(), from: SOURCE_ETAG };
-  }
   return opened;
 }
 
