@@ -35,34 +35,3 @@ t.test('paused: nothing copied; resumed: the queued key is replicated', async (t
   t.same(oss.getObject('pause-dst', 'held.txt')?.body.toString(), 'held while paused');
 });
 
-t.test('a task asking for client-side encryption fails permanently with nothing uploaded (not yet wired)', async (t) => {
-  const { generateKeyPairSync } = await import('node:crypto');
-  const { mkdtempSync, writeFileSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const dir = mkdtempSync(join(tmpdir(), 'bb-cse-'));
-  const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const publicKeyFile = join(dir, 'public.pem');
-  writeFileSync(publicKeyFile, publicKey.export({ type: 'spki', format: 'pem' }));
-  const oss = await startOssServer({ buckets: ['cse-src', 'cse-dst'] });
-  t.teardown(() => oss.close());
-  const h = await startReplication({
-    tasks: [
-      {
-        id: 'c',
-        source: ossEndpoint(oss.endpoint, 'cse-src'),
-        destination: ossEndpoint(oss.endpoint, 'cse-dst'),
-        options: { clientSideEncryption: { publicKeyFile } },
-      },
-    ],
-    env: { T_OSS_AK: oss.accessKeyId, T_OSS_SK: oss.accessKeySecret },
-  });
-  t.teardown(() => h.close());
-  const client = new OSS({ region: 'oss-cn-hangzhou', endpoint: oss.endpoint, accessKeyId: oss.accessKeyId, accessKeySecret: oss.accessKeySecret, bucket: 'cse-src', secure: false });
-  await client.put('secret.txt', Buffer.from('must never land in plaintext'));
-  await h.enqueue('c', 'secret.txt');
-  const row = await h.settled('c', 'secret.txt', undefined, 30_000);
-  t.equal(row.status, 'failed');
-  t.equal(row.lastErrorCode, 'CLIENT_SIDE_ENCRYPTION_UNAVAILABLE');
-  t.equal(oss.getObject('cse-dst', 'secret.txt'), undefined, 'nothing uploaded');
-});

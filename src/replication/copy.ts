@@ -19,10 +19,25 @@
  * A destination that acknowledges a write but reports a different checksum
  * holds a wrong object under a fingerprint that says "copied": the object is
  * deleted before the attempt fails, so no later comparison can call it in sync.
+ *
+ * Client-side envelope encryption (task option clientSideEncryption, format in
+ * src/crypto/envelope.ts): each copy attempt draws a fresh data key and IV.
+ * Every unit is first read and checked as plaintext exactly as above, then
+ * encrypted in place (AES-256-CTR positioned at the unit's byte offset, so
+ * parts are encrypted independently and in parallel, with no second buffer);
+ * Content-MD5, the CRC-64 and ETags the destination must report are those of
+ * the ciphertext. The envelope goes into the metadata of the single PUT, or of
+ * CreateMultipartUpload. Encrypted multipart uploads are never resumed: the
+ * data key exists only in this attempt's memory (its wrapped form is on the
+ * upload, but the service cannot unwrap it without the private key, which it
+ * must never hold), so parts uploaded by an earlier attempt are undecryptable
+ * under a new key. The upload is aborted on failure, and a record a crash left
+ * behind is aborted by the next attempt, which starts over.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, type Hash, type KeyObject } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import { encryptInPlace, envelopeMetadata, newDataKey, type DataKey } from '../crypto/envelope.js';
 import type { MultipartRepo, PartRecord } from '../db/multipart-repo.js';
 import { Crc64, crc64Combine, crc64Of } from '../storage/crc64.js';
 import { StorageError } from '../storage/errors.js';
@@ -78,6 +93,8 @@ export interface CopyContext {
   destinationEtagIsMd5: boolean;
   /** Keep an unfinished multipart upload for the next attempt (transient failure) instead of aborting it. */
   keepUploadOnError: boolean;
+  /** Encrypt the replica client-side for this RSA public key (loaded before anything is written); absent: copy the bytes as they are. */
+  clientSideEncryption?: { publicKey: KeyObject };
   log: Logger;
   signal?: AbortSignal;
 }
@@ -105,6 +122,12 @@ export function partPlan(size: number, configured: number): { partSize: number; 
 
 interface Unit {
   body: Buffer;
+  md5: Buffer;
+  crc64: string;
+}
+
+/** The digests of what is sent to the destination for a unit: the plaintext's, or after encryption the ciphertext's. */
+interface Sent {
   md5: Buffer;
   crc64: string;
 }
@@ -177,17 +200,25 @@ async function copySingle(ctx: CopyContext): Promise<CopyResult> {
     const md5Hex = unit.md5.toString('hex');
     verifySource(head, unit.crc64, () => md5Hex);
     checkAborted(ctx);
-    const putOptions: PutOptions = { ...ctx.putOptions, contentMd5: unit.md5.toString('base64') };
+    let userMetadata = ctx.putOptions.userMetadata ? { ...ctx.putOptions.userMetadata } : undefined;
     // The CRC of the bytes is known before the write: fingerprint it, so a later compare can check the destination's own CRC.
-    if (ctx.putOptions.userMetadata && ctx.putOptions.userMetadata[FINGERPRINT_CRC64] === undefined) {
-      putOptions.userMetadata = { ...ctx.putOptions.userMetadata, [FINGERPRINT_CRC64]: unit.crc64 };
+    if (userMetadata && userMetadata[FINGERPRINT_CRC64] === undefined) userMetadata[FINGERPRINT_CRC64] = unit.crc64;
+    let sent: Sent = unit;
+    if (ctx.clientSideEncryption) {
+      const dataKey = newDataKey();
+      const envelope = envelopeMetadata(dataKey, ctx.clientSideEncryption.publicKey, { size: head.size, crc64: unit.crc64, md5Hex });
+      userMetadata = { ...userMetadata, ...envelope };
+      sent = await encryptInPlace(dataKey, 0, unit.body);
     }
+    const sentMd5Hex = sent.md5.toString('hex');
+    const putOptions: PutOptions = { ...ctx.putOptions, contentMd5: sent.md5.toString('base64') };
+    if (userMetadata) putOptions.userMetadata = userMetadata;
     const res = await ctx.destination.put(ctx.key, unit.body, head.size, putOptions);
-    if (res.crc64 && res.crc64 !== unit.crc64) {
-      await rejectWritten(ctx, new IntegrityError('destination', `destination stored CRC-64 ${res.crc64}, sent ${unit.crc64}`));
+    if (res.crc64 && res.crc64 !== sent.crc64) {
+      await rejectWritten(ctx, new IntegrityError('destination', `destination stored CRC-64 ${res.crc64}, sent ${sent.crc64}`));
     }
-    if (ctx.destinationEtagIsMd5 && res.etagIsMd5 !== false && MD5_HEX.test(res.etag) && !sameHex(res.etag, md5Hex)) {
-      await rejectWritten(ctx, new IntegrityError('destination', `destination ETag ${res.etag} is not the MD5 ${md5Hex} of the bytes sent`));
+    if (ctx.destinationEtagIsMd5 && res.etagIsMd5 !== false && MD5_HEX.test(res.etag) && !sameHex(res.etag, sentMd5Hex)) {
+      await rejectWritten(ctx, new IntegrityError('destination', `destination ETag ${res.etag} is not the MD5 ${sentMd5Hex} of the bytes sent`));
     }
     return { bytes: head.size, destinationEtag: res.etag, crc64: unit.crc64, parts: 1, partsReused: 0 };
   } finally {
@@ -263,6 +294,8 @@ function abortQuietly(ctx: CopyContext, uploadId: string): Promise<void> {
 /** A failure the next attempt can pick up from: transient, and not about the data itself. */
 function resumable(ctx: CopyContext, err: unknown): boolean {
   if (!ctx.keepUploadOnError) return false;
+  // An encrypted upload's data key dies with this attempt (module comment): nothing to resume.
+  if (ctx.clientSideEncryption) return false;
   if (err instanceof CopyAbortedError) return true;
   if (err instanceof IntegrityError) return false;
   if (err instanceof StorageError) return err.retryable && err.code !== 'PreconditionFailed';
@@ -277,6 +310,8 @@ async function resumableParts(
   const record = await ctx.uploads.find(ctx.taskId, ctx.key);
   if (!record) return undefined;
   if (
+    // Encrypted uploads are never resumed (module comment): a crash's leftover is aborted and the copy starts over.
+    ctx.clientSideEncryption ||
     record.sourceEtag !== ctx.head.etag ||
     record.size !== ctx.head.size ||
     record.partSize !== partSize ||
@@ -305,9 +340,25 @@ async function resumableParts(
   return { uploadId: record.uploadId, done };
 }
 
+/**
+ * Create options of an encrypted upload: the envelope of `dataKey`. The
+ * metadata is fixed before any byte is read, so the plaintext digest recorded
+ * is the one the source promises, and only one that verifySource checks
+ * against the bytes before Complete (the source's CRC-64, else its MD5 ETag).
+ */
+function encryptedCreateOptions(ctx: CopyContext, dataKey: DataKey, publicKey: KeyObject): PutOptions {
+  const { head } = ctx;
+  const plaintext = {
+    size: head.size,
+    ...(head.crc64 !== undefined ? { crc64: head.crc64 } : isMd5Etag(head) ? { md5Hex: head.etag } : {}),
+  };
+  return { ...ctx.putOptions, userMetadata: { ...ctx.putOptions.userMetadata, ...envelopeMetadata(dataKey, publicKey, plaintext) } };
+}
+
 async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
   const { head } = ctx;
   const { partSize, count } = partPlan(head.size, ctx.options.partSizeBytes);
+  const dataKey = ctx.clientSideEncryption ? newDataKey() : undefined;
   const resumed = await resumableParts(ctx, partSize);
   let uploadId: string;
   let done: Map<number, PartRecord>;
@@ -316,7 +367,8 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
     ctx.log.info({ uploadId, partsDone: done.size, parts: count }, 'resuming multipart copy');
   } else {
     checkAborted(ctx);
-    uploadId = await ctx.destination.createMultipartUpload(ctx.key, ctx.putOptions);
+    const createOptions = dataKey && ctx.clientSideEncryption ? encryptedCreateOptions(ctx, dataKey, ctx.clientSideEncryption.publicKey) : ctx.putOptions;
+    uploadId = await ctx.destination.createMultipartUpload(ctx.key, createOptions);
     done = new Map();
     try {
       await ctx.uploads.insert({
@@ -336,7 +388,10 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
   }
   // MD5 of the whole object is only needed to check a source that promises one.
   const ordered = !head.crc64 && isMd5Etag(head) ? new OrderedHasher() : undefined;
+  /** CRC-64 of each part's plaintext (checked against the source) and of what was sent (checked against the destination). */
   const partCrcs: string[] = new Array<string>(count);
+  const sentCrcs: string[] = new Array<string>(count);
+  /** MD5 of each part as sent: the destination's multipart ETag is built from these. */
   const partMd5s: Buffer[] = new Array<Buffer>(count);
   const etags: string[] = new Array<string>(count);
   const sizes: number[] = new Array<number>(count);
@@ -356,28 +411,34 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
       checkAborted(ctx);
       buf = takeBuffer(ctx, length);
       const unit = await readUnit(await ctx.source.get(ctx.key, { range: { start, end }, ifMatch: head.etag }), buf);
+      // The plaintext is hashed (here and in readUnit) before it is encrypted in place below.
       if (ordered) await ordered.feed(partNumber, unit.body);
-      const md5Hex = unit.md5.toString('hex');
-      partMd5s[partNumber - 1] = unit.md5;
       partCrcs[partNumber - 1] = unit.crc64;
       sizes[partNumber - 1] = length;
-      const prior = done.get(partNumber);
-      if (prior && prior.size === length && prior.crc64 === unit.crc64 && (!ctx.destinationEtagIsMd5 || !MD5_HEX.test(prior.etag) || sameHex(prior.etag, md5Hex))) {
+      const prior = dataKey ? undefined : done.get(partNumber);
+      if (prior && prior.size === length && prior.crc64 === unit.crc64 && (!ctx.destinationEtagIsMd5 || !MD5_HEX.test(prior.etag) || sameHex(prior.etag, unit.md5.toString('hex')))) {
+        partMd5s[partNumber - 1] = unit.md5;
+        sentCrcs[partNumber - 1] = unit.crc64;
         etags[partNumber - 1] = prior.etag;
         reused++;
         return;
       }
       if (failure) return;
       checkAborted(ctx);
-      const res = await ctx.destination.uploadPart(ctx.key, uploadId, partNumber, unit.body, { contentMd5: unit.md5.toString('base64') });
-      if (res.crc64 && res.crc64 !== unit.crc64) {
-        throw new IntegrityError('destination', `part ${partNumber}: destination CRC-64 ${res.crc64}, sent ${unit.crc64}`);
+      const sent: Sent = dataKey ? await encryptInPlace(dataKey, start, unit.body) : unit;
+      const md5Hex = sent.md5.toString('hex');
+      partMd5s[partNumber - 1] = sent.md5;
+      sentCrcs[partNumber - 1] = sent.crc64;
+      const res = await ctx.destination.uploadPart(ctx.key, uploadId, partNumber, unit.body, { contentMd5: sent.md5.toString('base64') });
+      if (res.crc64 && res.crc64 !== sent.crc64) {
+        throw new IntegrityError('destination', `part ${partNumber}: destination CRC-64 ${res.crc64}, sent ${sent.crc64}`);
       }
       if (ctx.destinationEtagIsMd5 && res.etagIsMd5 !== false && MD5_HEX.test(res.etag) && !sameHex(res.etag, md5Hex)) {
         throw new IntegrityError('destination', `part ${partNumber}: destination ETag ${res.etag} is not the MD5 of the bytes sent`);
       }
       etags[partNumber - 1] = res.etag;
-      await ctx.uploads.recordPart(uploadId, { partNumber, size: length, etag: res.etag, crc64: unit.crc64 });
+      // The record is of what the destination holds (ciphertext when encrypting); only resume reads it.
+      await ctx.uploads.recordPart(uploadId, { partNumber, size: length, etag: res.etag, crc64: sent.crc64 });
     } catch (err) {
       failure ??= err;
       ordered?.abandon();
@@ -398,6 +459,8 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
 
   let wholeCrc = partCrcs[0]!;
   for (let i = 1; i < count; i++) wholeCrc = crc64Combine(wholeCrc, partCrcs[i]!, sizes[i]!);
+  let sentCrc = sentCrcs[0]!;
+  for (let i = 1; i < count; i++) sentCrc = crc64Combine(sentCrc, sentCrcs[i]!, sizes[i]!);
   try {
     verifySource(head, wholeCrc, ordered ? () => ordered.digestHex() : undefined);
   } catch (err) {
@@ -417,8 +480,8 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
     throw err;
   }
   await ctx.uploads.delete(uploadId);
-  if (res.crc64 && res.crc64 !== wholeCrc) {
-    await rejectWritten(ctx, new IntegrityError('destination', `destination object CRC-64 ${res.crc64}, expected ${wholeCrc}`));
+  if (res.crc64 && res.crc64 !== sentCrc) {
+    await rejectWritten(ctx, new IntegrityError('destination', `destination object CRC-64 ${res.crc64}, expected ${sentCrc}`));
   }
   const multipartEtag = /^([0-9a-f]{32})-(\d+)$/i.exec(res.etag);
   if (ctx.destinationEtagIsMd5 && res.etagIsMd5 !== false && multipartEtag) {

@@ -5,6 +5,8 @@
  * is simply another reconcile.
  */
 import type { Logger } from 'pino';
+import { isEnvelopeEncrypted } from '../crypto/envelope.js';
+import { KeyMaterialError } from '../crypto/keys.js';
 import type { MultipartRepo } from '../db/multipart-repo.js';
 import { StorageError } from '../storage/errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
@@ -12,6 +14,7 @@ import type { Task } from '../tasks/registry.js';
 import type { BufferPool, ByteBudget } from './byte-budget.js';
 import { compareObjects } from './compare.js';
 import { abortUpload, copyObject } from './copy.js';
+import { taskEncryptionKey, type TaskEncryptionKey } from './encryption.js';
 import { putOptionsFor } from './metadata.js';
 
 export type ReconcileStatus = 'completed' | 'in_sync' | 'deleted' | 'source_missing' | 'archived';
@@ -66,32 +69,64 @@ async function dropStaleUpload(task: Task, key: string, deps: ReconcileDeps): Pr
   if (record) await abortUpload(deps.destination, deps.uploads, key, record.uploadId, deps.log);
 }
 
-export async function reconcile(task: Task, key: string, deps: ReconcileDeps): Promise<ReconcileOutcome> {
-  if (task.options.clientSideEncryption) {
-    // The envelope module exists (src/crypto/envelope.ts) but the copy path does not apply it
-    // yet: refuse rather than upload plaintext to a task that asked for encryption.
+/**
+ * The task's client-side encryption key, loaded before anything is read or
+ * written: a task that asked for encryption whose key cannot be used fails
+ * the key for good (the operator must fix the file), and uploads nothing.
+ */
+function loadEncryptionKey(task: Task): TaskEncryptionKey | undefined {
+  try {
+    return taskEncryptionKey(task.options);
+  } catch (err) {
+    if (!(err instanceof KeyMaterialError)) throw err;
     throw new ReplicationError(
-      'CLIENT_SIDE_ENCRYPTION_UNAVAILABLE',
-      'this task asks for client-side encryption, which the copy path does not apply yet; nothing was uploaded',
+      'CSE_PUBLIC_KEY_INVALID',
+      `client-side encryption: ${err.message} (options.clientSideEncryption.publicKeyFile); nothing was uploaded`,
       false,
     );
   }
+}
+
+/** The object is SSE-C and the task has no key for it, or the key it has is not the object's. */
+function sourceSseC(task: Task, err: StorageError): ReplicationError {
+  const hint = task.source.sseCustomerKeyEnv === undefined ? '; give the task the key with source.sseCustomerKeyEnv' : '';
+  return new ReplicationError('SOURCE_SSE_C', `${err.message}${hint}`, false);
+}
+
+/** Storage failures of the source that are about the object's protection, as the task-level failures they are. */
+function mapSourceError(task: Task, err: unknown): unknown {
+  return err instanceof StorageError && err.code === 'SseCustomerKeyRequired' ? sourceSseC(task, err) : err;
+}
+
+export async function reconcile(task: Task, key: string, deps: ReconcileDeps): Promise<ReconcileOutcome> {
+  const encryption = loadEncryptionKey(task);
   let outcome: ReconcileOutcome;
   try {
-    outcome = await decide(task, key, deps);
+    outcome = await decide(task, key, deps, encryption);
   } catch (err) {
     // The source went away after its HEAD (deleted mid-copy): look again, once, at what is there now
     // (source_missing, or a delete), instead of failing the key for good on a 404.
     if (!(err instanceof StorageError && err.code === 'NoSuchKey')) throw err;
     deps.log.info({ err: err.message }, 'source object disappeared during the copy; reconciling again');
-    outcome = await decide(task, key, deps);
+    outcome = await decide(task, key, deps, encryption);
   }
   if (outcome.status !== 'completed') await dropStaleUpload(task, key, deps);
   return outcome;
 }
 
-async function decide(task: Task, key: string, deps: ReconcileDeps): Promise<ReconcileOutcome> {
-  const [source, destination] = await Promise.all([deps.source.head(key), deps.destination.head(key)]);
+/** With SSE-KMS the destination's ETags are not MD5s of the bytes; Content-MD5 and CRC-64 still verify every write. */
+function destinationEtagIsMd5(task: Task): boolean {
+  const mode = task.destination.encryption?.mode;
+  return mode !== 'aws:kms' && mode !== 'KMS';
+}
+
+async function decide(task: Task, key: string, deps: ReconcileDeps, encryption: TaskEncryptionKey | undefined): Promise<ReconcileOutcome> {
+  const [source, destination] = await Promise.all([
+    deps.source.head(key).catch((err: unknown) => {
+      throw mapSourceError(task, err);
+    }),
+    deps.destination.head(key),
+  ]);
   if (!source) {
     if (task.options.deletes) {
       if (destination) await deps.destination.delete(key);
@@ -101,13 +136,22 @@ async function decide(task: Task, key: string, deps: ReconcileDeps): Promise<Rec
   }
   const fingerprint = { sourceEtag: source.etag, sourceCrc64: source.crc64 };
   if (destination) {
-    const equality = compareObjects(source, destination, task.options.compare);
+    const equality = compareObjects(source, destination, task.options.compare, encryption ? { cseKeyId: encryption.keyId } : {});
     if (equality.equal) {
       return { status: 'in_sync', bytes: 0, destinationEtag: destination.etag, detail: `equal by ${equality.by}`, ...fingerprint };
     }
   }
-  if (source.sseCustomerAlgorithm) {
-    throw new ReplicationError('SOURCE_SSE_C', 'source object is encrypted with a customer-provided key (SSE-C)', false);
+  // A store given the task's customer key HEADs an SSE-C object with it (and sends it on the GETs that follow).
+  if (source.sseCustomerAlgorithm && task.source.sseCustomerKeyEnv === undefined) {
+    throw new ReplicationError('SOURCE_SSE_C', 'source object is encrypted with a customer-provided key (SSE-C); give the task the key with source.sseCustomerKeyEnv', false);
+  }
+  if (encryption && isEnvelopeEncrypted(source.userMetadata)) {
+    // Encrypting it again would bury its own envelope (the wrapped key that decrypts it) inside ciphertext.
+    throw new ReplicationError(
+      'SOURCE_CLIENT_SIDE_ENCRYPTED',
+      'source object is already client-side encrypted (bb-cse-* metadata); replicate it with a task without clientSideEncryption, which copies it verbatim with its envelope',
+      false,
+    );
   }
   if (source.needsRestore) {
     if (!task.options.restoreArchived) {
@@ -127,15 +171,19 @@ async function decide(task: Task, key: string, deps: ReconcileDeps): Promise<Rec
     head: source,
     source: deps.source,
     destination: deps.destination,
-    putOptions: putOptionsFor(source, { storageClass: task.options.storageClass }),
+    putOptions: putOptionsFor(source, { storageClass: task.options.storageClass, encrypting: encryption !== undefined }),
     options: task.options,
     budget: deps.budget,
     ...(deps.pool ? { pool: deps.pool } : {}),
     uploads: deps.uploads,
-    destinationEtagIsMd5: true,
+    destinationEtagIsMd5: destinationEtagIsMd5(task),
     keepUploadOnError: deps.keepUploadOnError,
     log: deps.log,
     ...(deps.signal ? { signal: deps.signal } : {}),
+    ...(encryption ? { clientSideEncryption: { publicKey: encryption.publicKey } } : {}),
+  }).catch((err: unknown) => {
+    // Only reads of the source can be refused for want of a customer key.
+    throw mapSourceError(task, err);
   });
   return {
     status: 'completed',

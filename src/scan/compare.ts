@@ -27,9 +27,18 @@
  * Unequal MD5-looking ETags go to step 3 rather than straight to "content":
  * SSE-KMS and appendable objects have 32-hex ETags that are not MD5s, and the
  * engine's rule knows that from HEAD headers the listing does not carry.
+ *
+ * Client-side encrypted replicas (bb-cse): their ETag is the MD5 of the
+ * ciphertext, so step 2 never matches them, and in step 3 their digests are
+ * no evidence either way: the destination HEAD's envelope (encrypted for the
+ * task's key?) and stored source fingerprint decide, as in the worker. For a
+ * task that encrypts, step 2 is skipped altogether: equal MD5 ETags there mean
+ * a plaintext replica, which the task must re-copy encrypted. A bb-cse replica
+ * on a task that does not encrypt needs the source's HEAD too (is it a
+ * verbatim copy of an encrypted source, same envelope?).
  */
 import type { CompareMode } from '../config/types.js';
-import { compareObjects, isMd5Etag } from '../replication/compare.js';
+import { compareObjects, isEncryptedReplica, isMd5Etag, type ReplicaExpectation } from '../replication/compare.js';
 import type { ListedObject, ObjectHead, ObjectStore } from '../storage/object-store.js';
 import { FINGERPRINT_ETAG } from '../replication/metadata.js';
 import type { KeyPair } from './merge-join.js';
@@ -65,6 +74,8 @@ export interface CompareContext {
    * queued again — the worker could only record `archived` once more.
    */
   skipKnownArchived?: boolean;
+  /** The task encrypts replicas client-side for the public key with this fingerprint (bb-cse-key-id). */
+  cseKeyId?: string;
 }
 
 export interface ChunkOutcome {
@@ -136,14 +147,19 @@ async function compareByHead(pair: Required<KeyPair>, ctx: CompareContext, count
   const dst = await ctx.destination.head(pair.key);
   if (!dst) return 'missing'; // deleted since it was listed
   if (dst.size !== pair.source.size) return 'size';
-  const md5Evidence = MD5_HEX.test(pair.source.etag) && isMd5Etag(dst);
-  if (dst.userMetadata[FINGERPRINT_ETAG] !== undefined && !md5Evidence) {
-    return compareObjects(asSourceHead(pair.source), dst, 'checksum').equal ? undefined : 'content';
+  const expect: ReplicaExpectation = ctx.cseKeyId !== undefined ? { cseKeyId: ctx.cseKeyId } : {};
+  const encrypted = isEncryptedReplica(dst);
+  // A ciphertext MD5 is no evidence about the source's bytes.
+  const md5Evidence = !encrypted && MD5_HEX.test(pair.source.etag) && isMd5Etag(dst);
+  // Without encryption of its own, the task keeps an encrypted replica only as a verbatim copy of an encrypted source: that takes the source's metadata.
+  const needsSourceMetadata = encrypted && ctx.cseKeyId === undefined;
+  if (dst.userMetadata[FINGERPRINT_ETAG] !== undefined && !md5Evidence && !needsSourceMetadata) {
+    return compareObjects(asSourceHead(pair.source), dst, 'checksum', expect).equal ? undefined : 'content';
   }
   count();
   const src = await ctx.source.head(pair.key);
   if (!src) return 'content'; // deleted since it was listed: the worker will find out
-  return compareObjects(src, dst, 'checksum').equal ? undefined : 'content';
+  return compareObjects(src, dst, 'checksum', expect).equal ? undefined : 'content';
 }
 
 export async function compareChunk(pairs: readonly KeyPair[], ctx: CompareContext): Promise<ChunkOutcome> {
@@ -192,7 +208,7 @@ export async function compareChunk(pairs: readonly KeyPair[], ctx: CompareContex
       if (trustedByStatus(rows.get(key), source, destination)) {
         outcome.sameByStatus++;
         kinds[i] = undefined;
-      } else if (MD5_HEX.test(source.etag) && MD5_HEX.test(destination.etag) && sameText(source.etag, destination.etag)) {
+      } else if (ctx.cseKeyId === undefined && MD5_HEX.test(source.etag) && MD5_HEX.test(destination.etag) && sameText(source.etag, destination.etag)) {
         outcome.sameByEtag++;
         kinds[i] = undefined;
       } else {

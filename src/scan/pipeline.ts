@@ -52,6 +52,8 @@ export interface PipelineInput {
   statuses?: StatusLookup;
   /** Don't re-queue archived sources already recorded as archived (the task does not restore them). */
   skipKnownArchived?: boolean;
+  /** The task encrypts replicas client-side for the public key with this fingerprint (scan/compare.ts). */
+  cseKeyId?: string;
   /** Queue these differences; resolves with how many were new and how many were already queued. */
   sink: (differences: Difference[]) => Promise<{ queued: number; alreadyQueued: number }>;
   /** Updated in place; start from a resumed scan's counters. */
@@ -118,6 +120,7 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
     ...(input.statuses ? { statuses: input.statuses } : {}),
     ...(input.scope.objectFilter ? { objectFilter: input.scope.objectFilter } : {}),
     ...(input.skipKnownArchived ? { skipKnownArchived: true } : {}),
+    ...(input.cseKeyId !== undefined ? { cseKeyId: input.cseKeyId } : {}),
   };
   source.start();
   destination.start();

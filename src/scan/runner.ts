@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import { withTransaction } from '../db/pool.js';
 import { QUEUES } from '../queue/boss.js';
 import { enqueueReplications } from '../queue/enqueue.js';
+import { taskEncryptionKey } from '../replication/encryption.js';
 import { createStore } from '../storage/create-store.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { Task, TaskRegistry } from '../tasks/registry.js';
@@ -136,6 +137,8 @@ export class ScanRunner {
         listed = await readPrefixList(store, scope.prefixList.key);
       }
       const resolved = resolveScope(scope, task.source.prefixes, listed);
+      // A key file that cannot be read fails the scan, as it fails every copy of the task.
+      const cseKeyId = taskEncryptionKey(task.options)?.keyId;
       log.info({ prefixes: resolved.prefixes.length, resumeAfter: position ?? undefined }, 'scan started');
       const started = Date.now();
       const result = await runPipeline({
@@ -145,6 +148,7 @@ export class ScanRunner {
         compare: task.options.compare,
         deletes: task.options.deletes,
         skipKnownArchived: !task.options.restoreArchived,
+        ...(cseKeyId !== undefined ? { cseKeyId } : {}),
         statuses: statusLookup(this.deps.pool, task.id),
         sink: async (differences) => {
           const r = await enqueueReplications(
