@@ -136,7 +136,19 @@ t.test('the admin API refuses the same inputs with VALIDATION_FAILED naming the 
   const stack: Stack = await startStack({ env });
   t.teardown(() => stack.close());
   const cases = BAD.filter(([name]) =>
-    ['OSS mode on S3', 'KMS key id with AES256 (S3)', 'public key file is a private key', 'public key file missing', 'SSE-C env var not set', 'request limit zero', 'unknown SSE mode'].includes(name),
+    [
+      'OSS mode on S3',
+      'S3 mode on OSS',
+      'KMS key id with AES256 (S3)',
+      'KMS key id with AES256 (OSS)',
+      'public key file is a private key',
+      'public key file missing',
+      'public key file malformed',
+      'unknown client-side algorithm',
+      'SSE-C env var not set',
+      'request limit zero',
+      'unknown SSE mode',
+    ].includes(name),
   );
   for (const [name, input, field, reason] of cases) {
     const res = await stack.admin('POST', '/admin/tasks', input);

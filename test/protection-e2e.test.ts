@@ -281,6 +281,32 @@ t.test('client-side encryption OSS → S3: 0 B, 1 B, single PUT, multipart', asy
   for (const [k, row] of again) t.equal(row.status, 'in_sync', `${k}: in sync on the next reconcile`);
 });
 
+t.test('an encrypted multipart upload left by a crash is aborted and the copy starts over, never resumed', async (t) => {
+  const k = 'resume/x.bin';
+  const body = randomBytes(700 * KIB);
+  await srcStore.put(k, body, body.length);
+  const head = (await srcStore.head(k))!;
+  // What a crashed attempt leaves: an upload with one recorded part, for this very source version and layout.
+  const dst = rawOss('cse-oss');
+  t.teardown(() => dst.close());
+  const uploadId = await dst.createMultipartUpload(k, {});
+  const part = randomBytes(128 * KIB);
+  const written = await dst.uploadPart(k, uploadId, 1, part);
+  await h.uploads.insert({ uploadId, taskId: 'cse-oss', key: k, destination: 'oss:cse-oss', sourceEtag: head.etag, size: body.length, partSize: 128 * KIB });
+  await h.uploads.recordPart(uploadId, { partNumber: 1, size: part.length, etag: written.etag, crc64: written.crc64! });
+  const before = oss.requests.length;
+  t.equal((await reconcile('cse-oss', k)).status, 'completed');
+  const seen = oss.requests.slice(before).filter((r) => r.bucket === 'cse-oss' && r.key === k);
+  t.ok(seen.some((r) => r.method === 'DELETE' && r.query.uploadId === uploadId), 'the leftover upload is aborted');
+  t.notOk(seen.some((r) => r.method === 'GET' && r.query.uploadId === uploadId), 'its parts are not listed for reuse');
+  t.equal(seen.filter((r) => r.method === 'POST' && 'uploads' in r.query).length, 1, 'a new upload is created');
+  t.equal(seen.filter((r) => r.method === 'PUT' && r.query.uploadId !== undefined).length, 6, 'all six parts uploaded again');
+  t.equal(oss.pendingUploads('cse-oss'), 0, 'no upload left');
+  t.equal(await h.uploads.find('cse-oss', k), undefined, 'no record left');
+  const stored = oss.getObject('cse-oss', k)!;
+  t.ok((await decrypts(stored.body, stored.meta)).equals(body), 'the replica decrypts to the source bytes');
+});
+
 t.test('scans find nothing to copy for encrypted replicas (status rows cleared: decided by HEAD)', async (t) => {
   const scans = new ScanService(h.pool, h.boss, h.tasks, log);
   const stores = new StoreCache(log, { ...process.env, ...env });

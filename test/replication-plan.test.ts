@@ -83,6 +83,38 @@ t.test('compare=checksum', async (t) => {
   t.notOk(eq({ etag: md5a }, { etag: md5a }, 'none'), 'compare=none: never equal');
 });
 
+t.test('compare with client-side encryption: the envelope state first, then only the source fingerprint', async (t) => {
+  const md5a = '0cc175b9c0f1b6a831c399e269772661';
+  const cipherMd5 = '92eb5ffee6ae2fec3ad71c777531578f';
+  const mine = 'a'.repeat(64);
+  const envelope = (keyId: string, key = 'K', iv = 'I') => ({ 'bb-cse-alg': 'AES-256-CTR', 'bb-cse-key': key, 'bb-cse-iv': iv, 'bb-cse-key-id': keyId, 'bb-cse-plaintext-size': '10' });
+  const replica = (meta: Record<string, string>, extra: Partial<ObjectHead> = {}) =>
+    head({ etag: cipherMd5, crc64: '77', userMetadata: { [FINGERPRINT_ETAG]: md5a, [FINGERPRINT_SIZE]: '10', [FINGERPRINT_CRC64]: '5', ...meta }, ...extra });
+  const source = head({ etag: md5a, crc64: '5' });
+  const reason = (r: ReturnType<typeof compareObjects>) => (r.equal ? `equal by ${r.by}` : r.reason);
+  const enc = { cseKeyId: mine };
+  t.equal(reason(compareObjects(source, replica(envelope(mine)), 'checksum', enc)), 'equal by fingerprint (encrypted replica)', 'ciphertext MD5 and CRC-64 are not compared');
+  t.equal(reason(compareObjects(head({ etag: 'ffffffffffffffffffffffffffffffff', crc64: '5' }), replica(envelope(mine)), 'checksum', enc)), 'source changed since last copy');
+  t.equal(reason(compareObjects(head({ etag: md5a, crc64: '6' }), replica(envelope(mine)), 'checksum', enc)), 'crc64 of the source differs from the one encrypted');
+  t.equal(reason(compareObjects(source, replica(envelope('b'.repeat(64))), 'checksum', enc)), 'replica is encrypted for another public key');
+  t.equal(reason(compareObjects(source, head({ etag: md5a, crc64: '5', userMetadata: { [FINGERPRINT_ETAG]: md5a } }), 'checksum', enc)), 'replica is not client-side encrypted');
+  t.equal(reason(compareObjects(source, head({ etag: md5a, crc64: '5' }), 'size', enc)), 'replica is not client-side encrypted', 'in every compare mode');
+  t.equal(reason(compareObjects(source, replica(envelope(mine)), 'checksum')), 'replica is client-side encrypted; the task copies plaintext');
+  // A task without encryption copying an encrypted source verbatim: the same envelope, and the ciphertext's own digests.
+  const encryptedSource = head({ etag: cipherMd5, crc64: '77', userMetadata: envelope(mine) });
+  const verbatim = head({ etag: cipherMd5, crc64: '77', userMetadata: { ...envelope(mine), [FINGERPRINT_ETAG]: cipherMd5 } });
+  t.equal(reason(compareObjects(encryptedSource, verbatim, 'checksum')), 'equal by fingerprint');
+  t.equal(reason(compareObjects(encryptedSource, { ...verbatim, crc64: '78' }, 'checksum')), 'crc64 differs', 'the ciphertext digests are compared as for any verbatim copy');
+  t.equal(reason(compareObjects(encryptedSource, head({ etag: cipherMd5, crc64: '77', userMetadata: envelope(mine, 'other') }), 'checksum')), "replica's envelope is not the source's");
+  t.equal(reason(compareObjects(encryptedSource, head({ etag: cipherMd5, crc64: '77' }), 'checksum')), "replica lacks the source's envelope metadata");
+});
+
+t.test('metadata: a source envelope is dropped when the task encrypts, carried by a verbatim copy', async (t) => {
+  const meta = { 'bb-cse-key': 'K', 'bb-cse-iv': 'I', 'bb-cse-alg': 'AES-256-CTR', 'bb-cse-future-field': 'x', owner: 'me' };
+  t.same(putOptionsFor(head({ userMetadata: meta }), { encrypting: true }).userMetadata, { owner: 'me', [FINGERPRINT_ETAG]: head().etag, [FINGERPRINT_SIZE]: '10' });
+  t.match(putOptionsFor(head({ userMetadata: meta })).userMetadata, meta);
+});
+
 t.test('metadata of a copy: headers, user metadata, mapped class, fingerprint (never one inherited from a replica)', async (t) => {
   const o = putOptionsFor(
     head({
