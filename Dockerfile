@@ -28,8 +28,11 @@ RUN groupadd --system bucketbridge && useradd --system --gid bucketbridge --home
 USER bucketbridge
 EXPOSE 8080
 VOLUME ["/var/lib/bucketbridge"]
+# Liveness over loopback, in the scheme the service listens with: HTTPS when BB_TLS_CERT is set.
+# The certificate is not verified here: it names the public host, not 127.0.0.1, and this probe
+# asks "is the process answering?", sending nothing secret. test/tls.test.ts runs this very line.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+  CMD node -e "const h=process.env.BB_TLS_CERT?require('node:https'):require('node:http');h.get({host:'127.0.0.1',port:process.env.PORT||8080,path:'/healthz',rejectUnauthorized:false,timeout:2500},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1)).on('timeout',()=>process.exit(1))"
 # SIGTERM from `docker stop` triggers the graceful shutdown in dist/main.js.
 STOPSIGNAL SIGTERM
 CMD ["node", "dist/main.js"]

@@ -7,7 +7,8 @@
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
@@ -138,6 +139,37 @@ t.test('the intake serves HTTPS with the configured certificate, TLS 1.2 at leas
   });
   t.not(plain, 'HTTP 200', `plain HTTP gets no answer from the TLS port (${plain})`);
   t.notMatch(svc.log(), /without TLS/, 'no plaintext warning');
+});
+
+/** The Dockerfile's HEALTHCHECK command, run as the container would (sh -c), with `env`: its exit code. */
+async function dockerHealthcheck(env: Record<string, string>): Promise<number | null> {
+  const dockerfile = readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8');
+  const cmd = /^HEALTHCHECK[^\n]*\\\n\s*CMD (.+)$/m.exec(dockerfile)?.[1];
+  if (cmd === undefined) throw new Error('no HEALTHCHECK CMD in the Dockerfile');
+  const { PATH } = process.env;
+  return new Promise((resolve) => {
+    execFile('/bin/sh', ['-c', cmd], { env: { ...(PATH !== undefined ? { PATH } : {}), ...env }, timeout: 10_000 }, (err) =>
+      resolve(err ? ((err as { code?: number }).code ?? -1) : 0),
+    );
+  });
+}
+
+t.test('the Dockerfile HEALTHCHECK speaks HTTPS when BB_TLS_CERT is set, plain HTTP otherwise', async (t) => {
+  // One service at a time on the file's database.
+  const tls = await inProcess({ BB_TLS_CERT: pki.certFile, BB_TLS_KEY: pki.keyFile, HOST: '127.0.0.1' });
+  try {
+    t.equal(await dockerHealthcheck({ PORT: String(tls.port), BB_TLS_CERT: pki.certFile }), 0, 'healthy over https (the test CA is not trusted by the probe)');
+    t.equal(await dockerHealthcheck({ PORT: String(tls.port) }), 1, 'plain http to the TLS port is unhealthy');
+  } finally {
+    await tls.close();
+  }
+  const plain = await inProcess({ HOST: '127.0.0.1' });
+  try {
+    t.equal(await dockerHealthcheck({ PORT: String(plain.port) }), 0, 'healthy over plain http');
+  } finally {
+    await plain.close();
+  }
+  t.equal(await dockerHealthcheck({ PORT: String(await freePort()) }), 1, 'nothing listening: unhealthy');
 });
 
 t.test('plain HTTP bound beyond loopback logs a warning; on loopback it does not', async (t) => {
