@@ -459,8 +459,12 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
 
   let wholeCrc = partCrcs[0]!;
   for (let i = 1; i < count; i++) wholeCrc = crc64Combine(wholeCrc, partCrcs[i]!, sizes[i]!);
-  let sentCrc = sentCrcs[0]!;
-  for (let i = 1; i < count; i++) sentCrc = crc64Combine(sentCrc, sentCrcs[i]!, sizes[i]!);
+  // Unencrypted, what was sent is what was read.
+  let sentCrc = wholeCrc;
+  if (dataKey) {
+    sentCrc = sentCrcs[0]!;
+    for (let i = 1; i < count; i++) sentCrc = crc64Combine(sentCrc, sentCrcs[i]!, sizes[i]!);
+  }
   try {
     verifySource(head, wholeCrc, ordered ? () => ordered.digestHex() : undefined);
   } catch (err) {
