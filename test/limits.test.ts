@@ -95,8 +95,12 @@ t.test('three processes with three takers each share one bucket: the measured ra
   const start = Math.min(...runs.map((r) => r.start));
   const done = Math.max(...runs.map((r) => r.done));
   within(t, total, done - start, rate, '9 takers in 3 processes');
-  const finishes = runs.map((r) => r.done - start).sort((a, b) => a - b);
-  t.ok(finishes[0]! > (done - start) * 0.6, `no process ran ahead of the others (finished at ${finishes.join(', ')} ms)`);
+  // Per process: none got more than the shared rate for itself (a per-process bucket would give each the
+  // whole rate). Finish order is not asserted: under load a process that loads late finds the others done.
+  for (const [i, r] of runs.entries()) {
+    const own = total / 3 / ((r.done - r.start) / 1000);
+    t.ok(own < rate * 1.2, `process ${i} alone: ${(own / KIB).toFixed(1)} KiB/s, within the shared ${(rate / KIB).toFixed(0)} KiB/s`);
+  }
 });
 
 t.test('a throttled stream runs at the byte rate with bounded buffering', async (t) => {
@@ -150,7 +154,8 @@ t.test('requests per second pace every storage call, both sides; bytes are count
   await Promise.all([...Array.from({ length: 5 }, (_, i) => src.head(`nope${i}`)), ...Array.from({ length: 5 }, (_, i) => dst.head(`k${i}`))]);
   const elapsed = Date.now() - started;
   // 10 requests, the first from the burst (capacity 1): 9 / 5 per second = 1.8 s.
-  t.ok(elapsed > 1800 * 0.8 && elapsed < 1800 * 1.2, `10 requests at 5/s across both stores took ${elapsed} ms (expected ~1800)`);
+  // The lower bound is the limit; the upper one only says nothing waited needlessly (loose: a busy machine slows the HEADs).
+  t.ok(elapsed > 1800 * 0.8 && elapsed < 1800 * 1.5, `10 requests at 5/s across both stores took ${elapsed} ms (expected ~1800)`);
 
   const rate = 512 * KIB;
   const byteLimiter = new TaskLimiter(bucket, 'bytes-task', { bytesPerSecond: rate });
@@ -163,5 +168,5 @@ t.test('requests per second pace every storage call, both sides; bytes are count
   within(t, body.length, Date.now() - t0, rate, 'throttled S3 GET');
   const t1 = Date.now();
   await bDst.put('copy.bin', body, body.length);
-  t.ok(Date.now() - t1 < 1000, `writes are not counted again (${Date.now() - t1} ms for 1.5 MiB)`);
+  t.ok(Date.now() - t1 < 2000, `writes are not counted again (${Date.now() - t1} ms for 1.5 MiB; counted, they would take 3 s)`);
 });
