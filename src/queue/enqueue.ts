@@ -116,7 +116,13 @@ interface Pending {
   queuedAt: string;
 }
 
-/** Unique violation on the signature index: another process committed a twin meanwhile. Deadlock: a concurrent batch. */
+/**
+ * Failures after which running the same batch again is right, because the
+ * statement wrote nothing: a unique violation on the signature index (another
+ * process committed a twin meanwhile; the next run sees it as a replay), and a
+ * deadlock (two statements queueing overlapping keys in different orders; the
+ * order in which PostgreSQL inserts a statement's rows is the plan's, not ours).
+ */
 function worthRetrying(err: unknown): boolean {
   const e = err as { code?: string; constraint?: string };
   return (e.code === '23505' && e.constraint === 'bb_intake_ledger_signature') || e.code === '40P01';
@@ -290,8 +296,6 @@ export class IntakeEnqueuer {
         njobs: p.request.jobs.length,
       };
     });
-    // Concurrent batches take the singleton-key index entries in the same order: no deadlock between them.
-    jobs.sort((a, b) => (a.singletonKey! < b.singletonKey! ? -1 : a.singletonKey! > b.singletonKey! ? 1 : 0));
     const values = [JSON.stringify(jobs), ...this.statement.bossDefaults, JSON.stringify(requests)];
     let rows: { i: number; accepted: number; replay: Record<string, unknown> | null }[];
     for (let attempt = 1; ; attempt++) {
