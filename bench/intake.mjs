@@ -14,22 +14,22 @@
  *   --phases=L       BENCH_PHASES       ceiling,intake,insert           (all)
  *   --max-requests=N BENCH_MAX_REQUESTS pre-signed requests per phase   (150000)
  *   --cpu-prof=DIR   BENCH_CPU_PROF     run the service with --cpu-prof into DIR
- *   --prototypes=L   BENCH_PROTOTYPES   also measure these enqueue prototypes side by side,
- *                    each in its own service process on the same database:
- *                    names of bench/intake/prototypes/enqueue-<name>.mjs (none)
  *   --pg-stat-statements=1  BENCH_PG_STAT_STATEMENTS  load pg_stat_statements and record
  *                    the top statements of each intake window (adds a few % to PostgreSQL)
  *   --out=DIR        BENCH_OUT          where the JSON result goes      (bench/results)
+ * The service's group commit (src/queue/enqueue.ts) is reported per phase as
+ * statements and requests per statement, from its /metrics histogram
+ * bb_intake_batch_requests.
  * Writes bench/results/intake-<timestamp>.json. Exit code 1 only when the run
  * itself fails or its accounting does not add up (202s ≠ committed jobs).
  */
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { freePort, startEmbeddedPostgres } from '../dist/db/embedded.js';
 import { cpuSampler, machineBusyCores, parentOf } from './intake/cpu.mjs';
@@ -52,7 +52,6 @@ const opts = {
   phases: new Set(option('phases', 'BENCH_PHASES', 'ceiling,intake,insert').split(',')),
   maxRequests: Number(option('max-requests', 'BENCH_MAX_REQUESTS', '150000')),
   cpuProfDir: option('cpu-prof', 'BENCH_CPU_PROF', ''),
-  prototypes: option('prototypes', 'BENCH_PROTOTYPES', '').split(',').filter(Boolean),
   pgStatStatements: ['1', 'true', 'yes'].includes(option('pg-stat-statements', 'BENCH_PG_STAT_STATEMENTS', '0')),
   outDir: resolve(ROOT, option('out', 'BENCH_OUT', 'bench/results')),
 };
@@ -90,14 +89,10 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 function startChild(args, env, label) {
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const tail = [];
-  const lines = { warnOrWorse: 0, examples: [], batchStats: undefined };
+  const lines = { warnOrWorse: 0, examples: [] };
   const keep = (chunk) => {
     for (const line of chunk.toString('utf8').split('\n')) {
       if (!line) continue;
-      if (line.startsWith('bench-batch-stats ')) {
-        lines.batchStats = JSON.parse(line.slice('bench-batch-stats '.length));
-        continue;
-      }
       tail.push(line);
       if (tail.length > 40) tail.shift();
       // pino levels: 40 warn, 50 error, 60 fatal
@@ -133,6 +128,29 @@ async function get(port, path) {
   });
 }
 
+/** The service's group-commit histogram (bb_intake_batch_requests) from /metrics, or undefined. */
+async function batchCounters(port) {
+  const text = await new Promise((res) => {
+    const r = http.get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (resp) => {
+      const chunks = [];
+      resp.on('data', (c) => chunks.push(c));
+      resp.on('end', () => res(resp.statusCode === 200 ? Buffer.concat(chunks).toString('utf8') : ''));
+    });
+    r.on('error', () => res(''));
+    r.setTimeout(5_000, () => r.destroy());
+  });
+  const value = (name, outcome) => {
+    const m = new RegExp(`^${name}\\{outcome="${outcome}"\\} (\\S+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : 0;
+  };
+  if (!text.includes('bb_intake_batch_requests')) return undefined;
+  return {
+    count: value('bb_intake_batch_requests_count', 'committed'),
+    sum: value('bb_intake_batch_requests_sum', 'committed'),
+    failed: value('bb_intake_batch_requests_count', 'failed'),
+  };
+}
+
 async function waitReady(port, proc, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
   let exitedEarly = false;
@@ -157,7 +175,7 @@ function gitInfo() {
         return null;
       }
     };
-    const files = ['src/http/routes/intake.ts', 'src/queue/enqueue.ts', 'src/auth/sdk-hmac.ts', 'src/http/app.ts'];
+    const files = ['src/http/routes/intake.ts', 'src/queue/enqueue.ts', 'src/queue/intake-statement.ts', 'src/auth/sdk-hmac.ts', 'src/http/app.ts'];
     return { commit, dirty, sha256: Object.fromEntries(files.map((f) => [f, sha(f)])) };
   } catch {
     return null;
@@ -366,32 +384,24 @@ async function main() {
     BB_DATA_DIR: join(tmp, 'data'),
     BENCH_SENDER_SK: secret,
   };
-  /** The real service (`node dist/main.js`), or the same with a prototype enqueue swapped in. */
-  const launch = async (label, prototype) => {
+  /** The real service, `node dist/main.js`. */
+  const launch = async (label) => {
     const port = await freePort();
     const args = [];
     if (opts.cpuProfDir) {
       mkdirSync(resolve(opts.cpuProfDir), { recursive: true });
       args.push('--cpu-prof', `--cpu-prof-dir=${resolve(opts.cpuProfDir)}`);
     }
-    const env = { ...serviceEnv, PORT: String(port) };
-    if (prototype) {
-      const file = join(ROOT, 'bench/intake/prototypes', `enqueue-${prototype}.mjs`);
-      if (!existsSync(file)) throw new Error(`no prototype ${file}`);
-      args.push('--import', pathToFileURL(join(ROOT, 'bench/intake/swap-enqueue.mjs')).href);
-      env.BENCH_ENQUEUE = pathToFileURL(file).href;
-    }
     args.push('dist/main.js');
-    const proc = startChild(args, env, label);
+    const proc = startChild(args, { ...serviceEnv, PORT: String(port) }, label);
     await waitReady(port, proc);
     // Count only what is logged under load (start-up warnings, e.g. "admin API disabled", are expected).
     proc.lines.warnOrWorse = 0;
     proc.lines.examples.length = 0;
     log(`${label} ready on :${port} (pid ${proc.child.pid})`);
-    return { label, prototype, port, proc, replay: await replayCheck(port, label, credentials, admin) };
+    return { label, port, proc, replay: await replayCheck(port, label, credentials, admin) };
   };
   const services = [await launch('service')];
-  for (const name of opts.prototypes) services.push(await launch(`prototype ${name}`, name));
 
   // The client-ceiling target.
   const echo = startChild(['bench/intake/echo-server.mjs'], process.env, 'echo server');
@@ -424,12 +434,12 @@ async function main() {
       const expected = Math.max(row.ceiling ? row.ceiling.acceptedPerSecond * 1.15 : opts.maxRequests / seconds, 500);
       const n = Math.min(opts.maxRequests, Math.ceil(expected * seconds));
       const t = performance.now();
-      const tag = `${svc.prototype ?? 's'}-${c}`;
+      const tag = `s-${c}`;
       const requests = presign(`http://127.0.0.1:${svc.port}/sync`, n, tag, credentials);
       log(`c=${c} ${svc.label}: ${n} requests signed in ${Math.round(performance.now() - t)} ms; running…`);
-      const statsBefore = svc.proc.lines.batchStats;
+      const batchesBefore = await batchCounters(svc.port);
       const r = await httpPhase({
-        name: svc.prototype ? `prototype:${svc.prototype}` : 'intake',
+        name: 'intake',
         port: svc.port,
         requests,
         cycle: false,
@@ -437,15 +447,15 @@ async function main() {
         pids: { service: svc.proc.child.pid, postgres: pids.postgres },
         admin: opts.pgStatStatements ? admin : undefined,
       });
-      if (svc.proc.lines.batchStats) {
-        await new Promise((res) => setTimeout(res, 700)); // the prototype reports twice a second
-        const a = statsBefore ?? { batches: 0, requests: 0 };
-        const b = svc.proc.lines.batchStats;
-        r.batching = { batches: b.batches - a.batches, requests: b.requests - a.requests, meanBatch: Math.round(((b.requests - a.requests) / Math.max(1, b.batches - a.batches)) * 10) / 10 };
+      const batchesAfter = await batchCounters(svc.port);
+      if (batchesBefore && batchesAfter) {
+        // Warm-up included: the histogram cannot be read at the window's edges without a scrape racing the load.
+        const statements = batchesAfter.count - batchesBefore.count;
+        const carried = batchesAfter.sum - batchesBefore.sum;
+        r.batching = { statements, requests: carried, meanBatch: Math.round((carried / Math.max(1, statements)) * 10) / 10, failedStatements: batchesAfter.failed - batchesBefore.failed };
       }
-      log(`c=${c} ${svc.label} ${r.acceptedPerSecond} accepted/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms ${JSON.stringify(r.outcomes)}`);
-      if (svc.prototype) (row.prototypes ??= {})[svc.prototype] = r;
-      else row.intake = r;
+      log(`c=${c} ${svc.label} ${r.acceptedPerSecond} accepted/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms ${JSON.stringify(r.outcomes)}${r.batching ? `, ${r.batching.meanBatch} requests/statement` : ''}`);
+      row.intake = r;
     }
     if (opts.phases.has('insert')) {
       log(`c=${c} raw INSERT…`);
@@ -453,9 +463,6 @@ async function main() {
       log(`c=${c} raw INSERT ${row.insert.insertsPerSecond} tps`);
     }
     if (row.intake && row.insert) row.ratio = Math.round((row.intake.acceptedPerSecond / row.insert.insertsPerSecond) * 1000) / 1000;
-    for (const p of Object.values(row.prototypes ?? {})) {
-      if (row.insert) p.ratio = Math.round((p.acceptedPerSecond / row.insert.insertsPerSecond) * 1000) / 1000;
-    }
     if (row.intake && row.ceiling) row.ofCeiling = Math.round((row.intake.acceptedPerSecond / row.ceiling.acceptedPerSecond) * 1000) / 1000;
     rows.push(row);
   }
@@ -468,7 +475,7 @@ async function main() {
   const consistentLedger = Number(
     (await admin.query(`SELECT count(*) AS n FROM bb_intake_ledger WHERE accepted = 1 AND duplicates = 0 AND (response->>'accepted')::int = 1 AND (response->>'duplicates')::int = 0`)).rows[0].n,
   );
-  const replayChecks = Object.fromEntries(services.map((s) => [s.prototype ?? 'service', s.replay]));
+  const replayChecks = Object.fromEntries(services.map((s) => [s.label, s.replay]));
   const verification = {
     answered202: accepted202,
     jobsCommitted: jobs,
@@ -515,7 +522,7 @@ async function main() {
     },
     git: gitInfo(),
     postgres: { version: serverVersion, settings, embedded: true },
-    options: { durationS: opts.durationMs / 1000, warmupS: opts.warmupMs / 1000, concurrencies: opts.concurrencies, phases: [...opts.phases], maxRequests: opts.maxRequests, prototypes: opts.prototypes, pgStatStatements: opts.pgStatStatements, serviceCpuProfile: opts.cpuProfDir || null },
+    options: { durationS: opts.durationMs / 1000, warmupS: opts.warmupMs / 1000, concurrencies: opts.concurrencies, phases: [...opts.phases], maxRequests: opts.maxRequests, pgStatStatements: opts.pgStatStatements, serviceCpuProfile: opts.cpuProfDir || null },
     method: {
       client: 'node:http, keep-alive Agent (maxSockets = concurrency), closed loop, requests pre-signed (SDK-HMAC-SHA256) before each phase, one unique key per request',
       ceiling: 'same client against a trivial node:http server (child process) that reads the body and answers 202',
@@ -561,25 +568,16 @@ function printTable(r, outFile) {
       ].join(' | '),
     );
   }
-  const protoRows = r.rows.flatMap((row) => Object.entries(row.prototypes ?? {}).map(([name, p]) => ({ c: row.concurrency, name, p, intake: row.intake })));
-  if (protoRows.length) {
+  const batched = r.rows.filter((row) => row.intake?.batching);
+  if (batched.length) {
     out.push('');
-    out.push('enqueue prototypes (bench/intake/prototypes), same run, same database, each in its own service process:');
-    out.push(' conc | prototype             | accepted/s |  p50 ms |  p99 ms | non-202          | vs current | accepted/INSERT');
-    for (const { c, name, p, intake } of protoRows) {
-      const non202 = Object.entries(p.outcomes).filter(([k]) => k !== '202').map(([k, v]) => `${k}×${v}`).join(' ') || '0';
-      const vs = intake ? `${(p.acceptedPerSecond / intake.acceptedPerSecond).toFixed(2)}×` : '–';
-      const label = p.batching ? `${name} (${p.batching.meanBatch}/batch)` : name;
-      out.push(
-        [pad(c, 5), label.padEnd(21), pad(p.acceptedPerSecond, 10), pad(p.p50Ms?.toFixed(2), 7), pad(p.p99Ms?.toFixed(2), 7), non202.padEnd(16), pad(vs, 10), pad(p.ratio?.toFixed(2), 14)].join(' | '),
-      );
-    }
+    out.push(`group commit (requests per statement, warm-up included): ${batched.map((row) => `c=${row.concurrency} ${row.intake.batching.meanBatch} (${row.intake.batching.statements} statements${row.intake.batching.failedStatements ? `, ${row.intake.batching.failedStatements} FAILED` : ''})`).join(', ')}`);
   }
   out.push('');
   out.push('CPU per completed operation, ms (cores busy in brackets; "other" = rest of the machine, not counted in ms/op;');
   out.push('"CPU-bound ≈" = cores ÷ ms/op: the rate this workload alone could reach on this machine):');
   for (const row of r.rows) {
-    const phases = [['ceiling', row.ceiling], ['intake', row.intake], ...Object.entries(row.prototypes ?? {}).map(([n, p]) => [`proto ${n}`, p]), ['INSERT', row.insert]];
+    const phases = [['ceiling', row.ceiling], ['intake', row.intake], ['INSERT', row.insert]];
     for (const [name, phase] of phases) {
       if (!phase?.cpu) continue;
       const parts = Object.entries(phase.cpu.msPerOp).map(([k, v]) => `${k} ${v?.toFixed(3)} (${phase.cpu.cores[k]})`);
@@ -587,7 +585,7 @@ function printTable(r, outFile) {
     }
   }
   for (const row of r.rows) {
-    for (const [name, phase] of [['intake', row.intake], ...Object.entries(row.prototypes ?? {}).map(([n, p]) => [`prototype ${n}`, p])]) {
+    for (const [name, phase] of [['intake', row.intake]]) {
     if (!phase?.statements) continue;
     const ok = phase.outcomes['202'] ?? 0;
     out.push(`pg_stat_statements, ${name} window c=${row.concurrency} (exec ms per accepted request · mean ms · calls):`);

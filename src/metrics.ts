@@ -11,9 +11,15 @@ export interface ReplicationMetrics {
   integrityMismatch(taskId: string, side: 'source' | 'destination'): void;
 }
 
+/** Group commit of the intake (queue/enqueue.ts): requests per statement, committed or failed. */
+export interface IntakeBatchMetrics {
+  batch(requests: number, committed: boolean): void;
+}
+
 export interface Metrics {
   registry: Registry;
   intake: IntakeMetrics;
+  intakeBatches: IntakeBatchMetrics;
   replication: ReplicationMetrics;
 }
 
@@ -30,6 +36,13 @@ export function createMetrics(): Metrics {
     name: 'bb_notification_keys_total',
     help: 'Keys in accepted notifications, by result (queued or duplicate)',
     labelNames: ['format', 'result'],
+    registers: [registry],
+  });
+  const batches = new Histogram({
+    name: 'bb_intake_batch_requests',
+    help: 'Intake requests written by one statement (group commit), by outcome (committed or failed)',
+    labelNames: ['outcome'],
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
     registers: [registry],
   });
   const objects = new Counter({
@@ -64,6 +77,11 @@ export function createMetrics(): Metrics {
         notifications.inc({ format, outcome });
         if (accepted) keys.inc({ format, result: 'queued' }, accepted);
         if (duplicates) keys.inc({ format, result: 'duplicate' }, duplicates);
+      },
+    },
+    intakeBatches: {
+      batch(requests, committed) {
+        batches.observe({ outcome: committed ? 'committed' : 'failed' }, requests);
       },
     },
     replication: {

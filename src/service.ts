@@ -25,6 +25,7 @@ import { httpsOptions, plaintextWarning } from './http/tls.js';
 import { createMetrics, registerQueueGauges } from './metrics.js';
 import { Alerts } from './alerts/index.js';
 import { DEFAULT_QUEUE_SETTINGS, startBoss } from './queue/boss.js';
+import { IntakeEnqueuer } from './queue/enqueue.js';
 import { LeaseKeeper } from './queue/leases.js';
 import { ReplicationWorkers } from './queue/replication-worker.js';
 import { StoreCache } from './replication/stores.js';
@@ -172,10 +173,15 @@ export async function startService(config: Config, log: Logger): Promise<Running
       teardown.add('scan scheduler', () => scheduler.stop());
     }
 
+    // Closed after the HTTP server (teardown runs in reverse): requests still waiting for
+    // their batch are written before the pool closes.
+    const enqueuer = await IntakeEnqueuer.create(boss, pool, { onBatch: (n, committed) => metrics.intakeBatches.batch(n, committed) });
+    teardown.add('intake enqueuer', () => enqueuer.close());
     const app = await buildApp({
       logger: log,
       pool,
       boss,
+      enqueuer,
       tasks,
       senders,
       maxSkewSeconds: env.signatureMaxSkewSeconds,

@@ -45,6 +45,7 @@ t.before(async () => {
     logger: log,
     pool: stack.pool,
     boss: stack.boss,
+    enqueuer: stack.enqueuer,
     tasks: stack.tasks,
     senders: new SenderDirectory(),
     maxSkewSeconds: 900,

@@ -16,6 +16,8 @@ import { adminAuthorizer, registerScanRoutes } from './routes/admin/scans.js';
 import { AdminAuth } from '../auth/admin-jwt.js';
 import type { ScanService } from '../scan/scans.js';
 import type { Registry } from 'prom-client';
+import type PgBoss from 'pg-boss';
+import type pg from 'pg';
 import type { HttpsOptions } from './tls.js';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -50,6 +52,8 @@ export function toOpenApi30<T>(doc: T): T {
 }
 
 export interface AppDeps extends IntakeDeps {
+  pool: pg.Pool;
+  boss: PgBoss;
   logger: Logger;
   metricsRegistry: Registry;
   isShuttingDown: () => boolean;

@@ -32,6 +32,7 @@ export async function buildOpenApiDocument(): Promise<Record<string, unknown>> {
     version: PACKAGE_VERSION,
     pool: unavailable('pool'),
     boss: unavailable('boss'),
+    enqueuer: unavailable('enqueuer'),
     tasks: unavailable('tasks'),
     senders: unavailable('senders'),
     maxSkewSeconds: 900,

@@ -21,6 +21,7 @@ import { buildApp } from '../../src/http/app.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics, registerQueueGauges } from '../../src/metrics.js';
 import { QUEUES, startBoss } from '../../src/queue/boss.js';
+import { IntakeEnqueuer, type IntakeEnqueuerOptions } from '../../src/queue/enqueue.js';
 import { TaskRegistry } from '../../src/tasks/registry.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
 import { startTcpProxy, viaProxy, type TcpProxy } from './tcp-proxy.js';
@@ -29,6 +30,8 @@ export interface Stack {
   db: TestDatabase;
   pool: pg.Pool;
   boss: PgBoss;
+  /** The app's intake enqueuer: its stats() show how requests were batched. */
+  enqueuer: IntakeEnqueuer;
   tasks: TaskRegistry;
   senders: SenderDirectory;
   app: FastifyInstance;
@@ -62,7 +65,15 @@ export interface StackAdminOptions {
 }
 
 export async function startStack(
-  options: { tasks?: unknown[]; senders?: Sender[]; env?: NodeJS.ProcessEnv; dbProxy?: boolean; admin?: StackAdminOptions; metricsTtlMs?: number } = {},
+  options: {
+    tasks?: unknown[];
+    senders?: Sender[];
+    env?: NodeJS.ProcessEnv;
+    dbProxy?: boolean;
+    admin?: StackAdminOptions;
+    metricsTtlMs?: number;
+    enqueuer?: IntakeEnqueuerOptions;
+  } = {},
 ): Promise<Stack> {
   const db = await createTestDatabase();
   const dbProxy = options.dbProxy ? await startTcpProxy(Number(new URL(db.url).port)) : undefined;
@@ -82,10 +93,18 @@ export async function startStack(
   const statusRepo = new TaskStatusRepo(pool);
   registerQueueGauges(metrics.registry, { snapshot: () => statusRepo.queueSnapshot(), taskIds: () => tasks.all().map((t) => t.id) }, options.metricsTtlMs ?? 0);
   await senders.loadApiSenders(new SenderRepo(pool, masterKey ? new SecretBox(masterKey) : undefined));
+  const enqueuer = await IntakeEnqueuer.create(boss, pool, {
+    ...options.enqueuer,
+    onBatch: (n, committed) => {
+      metrics.intakeBatches.batch(n, committed);
+      options.enqueuer?.onBatch?.(n, committed);
+    },
+  });
   const app = await buildApp({
     logger: log,
     pool,
     boss,
+    enqueuer,
     tasks,
     senders,
     maxSkewSeconds: 900,
@@ -110,6 +129,7 @@ export async function startStack(
     db,
     pool,
     boss,
+    enqueuer,
     tasks,
     senders,
     app,
@@ -146,6 +166,7 @@ export async function startStack(
     },
     async close() {
       await app.close();
+      await enqueuer.close();
       await boss.stop({ graceful: false, wait: true, timeout: 2000 });
       await pool.end();
       await direct.end();

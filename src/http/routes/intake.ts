@@ -1,8 +1,9 @@
 /**
  * The signed front door: `POST /sync` (any supported notification format) and
  * the Huawei OMS-compatible `POST /v2/{project_id}/sync-tasks/{task_id}/events`.
- * Order matters: authenticate before reading the body's meaning, answer a
- * replay from the ledger, and reply 2xx only after the jobs are committed.
+ * Order matters: authenticate before reading the body's meaning, and reply
+ * 2xx only after the jobs are committed. Replays are found by the enqueue
+ * statement itself (queue/enqueue.ts), not by a round trip of their own.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -10,18 +11,16 @@ import { SignatureError, verify } from '../../auth/sdk-hmac.js';
 import type { SenderDirectory } from '../../auth/senders.js';
 import { EventParseError, parseNotification, parseOmsKeys } from '../../events/index.js';
 import type { ParsedNotification } from '../../events/object-change.js';
-import { routeChanges } from '../../intake/route-changes.js';
-import { enqueueReplications, findReplay, ReplayError } from '../../queue/enqueue.js';
+import { routeChanges, type RoutedChanges } from '../../intake/route-changes.js';
+import type { IntakeEnqueuer } from '../../queue/enqueue.js';
 import type { TaskRegistry } from '../../tasks/registry.js';
-import type PgBoss from 'pg-boss';
-import type pg from 'pg';
 import { AppError } from '../../errors.js';
 import { ID_PATTERN } from '../../config/schema.js';
 import type { IntakeMetrics } from './intake-metrics.js';
 
 export interface IntakeDeps {
-  pool: pg.Pool;
-  boss: PgBoss;
+  /** The instance's group-commit enqueuer (one per service; closed after the HTTP server). */
+  enqueuer: IntakeEnqueuer;
   tasks: TaskRegistry;
   senders: SenderDirectory;
   maxSkewSeconds: number;
@@ -168,11 +167,10 @@ export async function registerIntakeRoutes(app: FastifyInstance, deps: IntakeDep
     }
     const sender = deps.senders.get(auth.accessKeyId)!;
     const signatureHash = createHash('sha256').update(auth.signature).digest();
-    const seen = await findReplay(deps.pool, signatureHash);
-    if (seen) {
+    const replay = (response: Record<string, unknown>) => {
       deps.metrics?.notification('replay', 'replayed');
-      return reply.code(200).send({ ...seen.response, replayed: true });
-    }
+      return reply.code(200).send({ ...response, replayed: true });
+    };
     let text: string;
     try {
       text = strictUtf8.decode(body);
@@ -197,40 +195,48 @@ export async function registerIntakeRoutes(app: FastifyInstance, deps: IntakeDep
       }
       throw err;
     }
-    const routed = routeChanges(parsed.changes, sender, deps.tasks, explicitTaskId, parsed.ignored);
-    const requestId = randomUUID();
-    const ignoredCount = routed.ignored.reduce((n, i) => n + i.count, 0);
-    const answer = (r: { accepted: number; duplicates: number; jobIds: string[] }) => ({
-      requestId,
-      format: parsed.format,
-      accepted: r.accepted,
-      duplicates: r.duplicates,
-      ignored: ignoredCount,
-      ignoredReasons: routed.ignored,
-      jobs: routed.jobs.map((j) => ({ taskId: j.taskId, key: j.key })),
-    });
+    let routed: RoutedChanges;
     try {
-      const result = await enqueueReplications(deps.boss, deps.pool, routed.jobs, {
-        entry: {
-          requestId,
-          sender: sender.accessKeyId,
-          taskId: routed.taskId ?? (routed.jobs[0]?.taskId),
-          format: parsed.format,
-          ignored: ignoredCount,
-          signatureHash,
-        },
-        answer,
-      });
-      deps.metrics?.notification(parsed.format, 'accepted', result.accepted, result.duplicates);
-      request.log.info(
-        { requestId, sender: sender.accessKeyId, format: parsed.format, accepted: result.accepted, duplicates: result.duplicates, ignored: ignoredCount },
-        'notification accepted',
-      );
-      return reply.code(202).send(answer(result));
+      routed = routeChanges(parsed.changes, sender, deps.tasks, explicitTaskId, parsed.ignored);
     } catch (err) {
-      if (err instanceof ReplayError) return reply.code(200).send({ ...err.answer.response, replayed: true });
+      // Parsing depends only on the signed bytes, routing also on the tasks and the sender's
+      // grants, which may have changed since the first copy of this request was accepted:
+      // a replay still gets its first answer (one lookup, on this error path only).
+      if (err instanceof AppError) {
+        const first = await deps.enqueuer.storedAnswer(signatureHash);
+        if (first) return replay(first);
+      }
       throw err;
     }
+    const requestId = randomUUID();
+    const ignoredCount = routed.ignored.reduce((n, i) => n + i.count, 0);
+    const outcome = await deps.enqueuer.submit({
+      jobs: routed.jobs,
+      entry: {
+        requestId,
+        sender: sender.accessKeyId,
+        taskId: routed.taskId ?? routed.jobs[0]?.taskId,
+        format: parsed.format,
+        ignored: ignoredCount,
+        signatureHash,
+      },
+      answer: (r) => ({
+        requestId,
+        format: parsed.format,
+        accepted: r.accepted,
+        duplicates: r.duplicates,
+        ignored: ignoredCount,
+        ignoredReasons: routed.ignored,
+        jobs: routed.jobs.map((j) => ({ taskId: j.taskId, key: j.key })),
+      }),
+    });
+    if (outcome.replayed) return replay(outcome.response);
+    deps.metrics?.notification(parsed.format, 'accepted', outcome.accepted, outcome.duplicates);
+    request.log.info(
+      { requestId, sender: sender.accessKeyId, format: parsed.format, accepted: outcome.accepted, duplicates: outcome.duplicates, ignored: ignoredCount },
+      'notification accepted',
+    );
+    return reply.code(202).send(outcome.response);
   };
 
   app.post(

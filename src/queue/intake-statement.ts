@@ -1,0 +1,141 @@
+/**
+ * The one SQL statement that commits a batch of intake requests (see
+ * IntakeEnqueuer in enqueue.ts): in a single round trip and a single implicit
+ * transaction it skips requests already in the ledger, queues the jobs of the
+ * others through pg-boss's own job INSERT, and writes their ledger rows with
+ * the counts it committed.
+ *
+ *   WITH req   AS (one row per request: ledger fields, signature, job count),
+ *        fresh AS (requests whose signature is not in the ledger yet),
+ *        j     AS (<pg-boss's job INSERT, fed only the jobs of fresh requests> RETURNING id),
+ *        n     AS (jobs actually inserted, per request),
+ *        l     AS (INSERT INTO bb_intake_ledger: one row per fresh request, no ON CONFLICT)
+ *   SELECT per request: accepted count, and the stored answer when it was a replay
+ *
+ * The ledger INSERT deliberately has no ON CONFLICT: if another process
+ * commits the same signature while this statement runs, the statement fails
+ * with a unique violation and writes nothing (the caller runs the batch again
+ * and then sees that request as a replay). With DO NOTHING instead, the jobs of
+ * that request would already be inserted by the same statement, and a request
+ * answered "replayed" would have queued something.
+ */
+import { createHash } from 'node:crypto';
+import type PgBoss from 'pg-boss';
+
+/** Where pg-boss feeds its job rows into its INSERT; the rewrite hooks in here. */
+const RECORDSET = 'json_to_recordset($1)';
+
+/** The number of parameters pg-boss 10's insert passes: its job list and five queue defaults. */
+const BOSS_PARAMS = 6;
+
+export interface IntakeStatement {
+  /**
+   * Name of the prepared statement, derived from its text: stable across
+   * batches and processes, and two different texts can never share a name
+   * (node-postgres refuses to reuse a name for a different text).
+   */
+  name: string;
+  text: string;
+  /** pg-boss's parameters after the job list ($2…$6: its configured defaults), captured once. */
+  bossDefaults: unknown[];
+}
+
+/** Ledger fields of one request, as the statement reads them from its last parameter. */
+export interface StatementRequest {
+  /** Index of the request in the batch; each job names it in `request`. */
+  i: number;
+  request_id: string;
+  sender: string;
+  task_id: string | null;
+  format: string;
+  ignored: number;
+  /** Hex of the signature hash (JSON has no bytes). */
+  sig: string;
+  /** The answer with placeholder counts; the statement stores it with the committed ones. */
+  response: Record<string, unknown>;
+  /** Keys in the request, repeats included: duplicates = njobs − accepted. */
+  njobs: number;
+}
+
+/** A pg-boss job row plus the index of the request it belongs to (pg-boss ignores unknown fields). */
+export type StatementJob = PgBoss.JobInsert & { id: string; request: number };
+
+/**
+ * Builds the statement around the job INSERT that the installed pg-boss
+ * would run for `boss.insert()`.
+ *
+ * Why capture pg-boss's SQL instead of writing our own INSERT INTO pgboss.job:
+ * that statement is where pg-boss applies the queue's policy (stately singleton
+ * keys through the `policy` column and its unique indexes, retry limit, delay
+ * and backoff, expiry, retention, dead letter); a copy in this repository would
+ * silently drift from the pg-boss version in node_modules on the next upgrade.
+ * Capturing it (through a stand-in `executeSql`; nothing reaches the database)
+ * reuses exactly the installed version's semantics. The rewrite depends on the
+ * statement's shape, so that shape is checked here, once, at startup: if a
+ * pg-boss upgrade changes it the service refuses to start, instead of failing
+ * (or, worse, queueing wrongly) request by request.
+ */
+export async function buildIntakeStatement(boss: PgBoss): Promise<IntakeStatement> {
+  let captured: { text: string; values: unknown[] } | undefined;
+  await boss.insert([], {
+    db: {
+      executeSql: async (text: string, values: unknown[]) => {
+        captured = { text, values: values ?? [] };
+        return { rows: [] };
+      },
+    },
+  });
+  const problem = shapeProblem(captured);
+  if (problem || !captured) {
+    throw new Error(`intake: pg-boss's job INSERT has an unexpected shape (${problem ?? 'not captured'}); the batched intake statement cannot be built for this pg-boss version`);
+  }
+  const requestParam = `$${BOSS_PARAMS + 1}`;
+  const jobsOfFreshRequests =
+    `json_to_recordset((SELECT coalesce(json_agg(x.job), '[]'::json) FROM json_array_elements($1::json) AS x(job) ` +
+    `WHERE (x.job->>'request')::int IN (SELECT i FROM fresh)))`;
+  const jobInsert = captured.text.replace(RECORDSET, jobsOfFreshRequests).trimEnd();
+  const text = `
+    WITH req AS (
+           SELECT r.i, r.request_id, r.sender, r.task_id, r.format, r.ignored, r.response, r.njobs, decode(r.sig, 'hex') AS sig
+             FROM json_to_recordset(${requestParam}::json)
+               AS r(i int, request_id text, sender text, task_id text, format text, ignored int, sig text, response jsonb, njobs int)),
+         fresh AS (
+           SELECT * FROM req WHERE NOT EXISTS (SELECT 1 FROM bb_intake_ledger l WHERE l.signature_hash = req.sig)),
+         j AS (${jobInsert}
+           RETURNING id),
+         n AS (
+           SELECT x.request AS i, count(*)::int AS accepted
+             FROM j JOIN json_to_recordset($1::json) AS x(id uuid, request int) ON x.id = j.id
+            GROUP BY x.request),
+         l AS (
+           INSERT INTO bb_intake_ledger (request_id, sender, task_id, format, accepted, duplicates, ignored, signature_hash, response)
+           SELECT f.request_id, f.sender, f.task_id, f.format, coalesce(n.accepted, 0), f.njobs - coalesce(n.accepted, 0), f.ignored, f.sig,
+                  f.response || jsonb_build_object('accepted', coalesce(n.accepted, 0), 'duplicates', f.njobs - coalesce(n.accepted, 0))
+             FROM fresh f LEFT JOIN n ON n.i = f.i)
+    SELECT r.i, coalesce(n.accepted, 0) AS accepted, old.response AS replay
+      FROM req r
+      LEFT JOIN n ON n.i = r.i
+      LEFT JOIN bb_intake_ledger old ON old.signature_hash = r.sig`;
+  const name = `bb_intake_batch_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`;
+  return { name, text, bossDefaults: captured.values.slice(1) };
+}
+
+/** Why the captured statement cannot be rewritten, or undefined when it can. */
+function shapeProblem(captured: { text: string; values: unknown[] } | undefined): string | undefined {
+  if (!captured) return 'boss.insert ran no SQL';
+  const { text, values } = captured;
+  if (values.length !== BOSS_PARAMS) return `${values.length} parameters instead of ${BOSS_PARAMS}`;
+  if (text.split(RECORDSET).length !== 2) return `${RECORDSET} does not occur exactly once`;
+  // The job list must be read only where the rewrite replaces it.
+  if ((text.match(/\$1(?!\d)/g) ?? []).length !== 1) return '$1 is used outside the job recordset';
+  if (new RegExp(`\\$${BOSS_PARAMS + 1}(?!\\d)`).test(text)) return `more than ${BOSS_PARAMS} parameters are referenced`;
+  if (!/^\s*WITH\b[\s\S]*\bINSERT INTO\s+\S+\.job\s*\(/.test(text)) return 'not a WITH … INSERT INTO <schema>.job statement';
+  // RETURNING id is appended, and the caller counts inserted rows: a conflict must skip a row, not update it.
+  if (!/ON CONFLICT DO NOTHING\s*$/.test(text)) return 'does not end with ON CONFLICT DO NOTHING';
+  if (/\bRETURNING\b/i.test(text)) return 'already has a RETURNING clause';
+  // The job fields this module sets must be the ones the recordset reads.
+  for (const column of ['id uuid', 'name text', 'data jsonb', '"singletonKey" text']) {
+    if (!text.includes(column)) return `the job recordset no longer reads ${column}`;
+  }
+  return undefined;
+}
