@@ -126,15 +126,17 @@ export class Alerts implements KeyFailureAlerts {
         },
       ];
       if (config.lagSeconds !== undefined) {
+        // Rounded up: a lag of 2.03 s over a 2 s threshold must not read "2 s is over 2 s".
+        const shown = Math.ceil(lag * 10) / 10;
         checks.push({
           kind: 'replication_lag',
           active: lag > config.lagSeconds,
           payload: () => ({
             type: 'replication_lag',
             taskId: task.id,
-            summary: `${task.id}: replication lag ${Math.round(lag)} s is over ${config.lagSeconds} s`,
+            summary: `${task.id}: replication lag ${shown} s is over ${config.lagSeconds} s`,
             raisedAt: new Date().toISOString(),
-            lagSeconds: Math.round(lag * 10) / 10,
+            lagSeconds: shown,
             thresholdSeconds: config.lagSeconds,
           }),
         });
