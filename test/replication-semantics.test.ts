@@ -205,6 +205,29 @@ t.test('archived sources', async (t) => {
   });
 });
 
+t.test('a new object is read with one GET (its answer is the head); an existing copy is checked with HEAD', async (t) => {
+  const key = 'reads/new-object.bin';
+  const body = randomBytes(40 * KIB);
+  await ossClient('archsrc').put(key, body, { headers: { 'Content-Type': 'application/x-new', 'x-oss-meta-origin': 'oss' } });
+  const sourceRequests = () => oss.requests.filter((r) => r.bucket === 'archsrc' && r.key === key).map((r) => r.method);
+  const before = sourceRequests().length;
+  await h.enqueue('arch', key);
+  const first = await h.settled('arch', key);
+  t.equal(first.status, 'completed');
+  t.same(sourceRequests().slice(before), ['GET'], 'the copy read the source with a single GET and no HEAD');
+  t.ok((await getS3('archdst', key))?.equals(body), 'bytes copied');
+  const head = await s3c.send(new HeadObjectCommand({ Bucket: 'archdst', Key: key }));
+  t.equal(head.ContentType, 'application/x-new', 'headers taken from the GET answer');
+  t.equal(head.Metadata?.['origin'], 'oss', 'user metadata taken from the GET answer');
+  t.equal(first.sourceCrc64, oss.getObject('archsrc', key)?.crc64, 'the source CRC-64 from the GET answer is recorded');
+
+  const mid = sourceRequests().length;
+  await h.enqueue('arch', key);
+  const second = await h.settled('arch', key, (r) => r.status === 'in_sync');
+  t.equal(second.status, 'in_sync');
+  t.same(sourceRequests().slice(mid), ['HEAD'], 'with a copy on the destination, the source is only HEADed');
+});
+
 t.test('the status row records what happened', async (t) => {
   const key = 'status/fields.bin';
   const body = randomBytes(3 * PART + 10);

@@ -72,6 +72,38 @@ t.test('head of a missing key is null; a missing bucket is an error, not "delete
   await rejectsStorage(t, other.head('k'), 'NoSuchBucket', false);
 });
 
+t.test('open: one GET gives the same head as HEAD and the bytes; null when missing; errors like get', async (t) => {
+  const body = randomBytes(3000);
+  await store.put('open/one.bin', body, body.length, {
+    contentType: 'application/x-test',
+    cacheControl: 'no-store',
+    userMetadata: { origin: 'open test' },
+    storageClass: 'STANDARD_IA',
+  });
+  const before = server.requests.length;
+  const opened = await store.open('open/one.bin');
+  t.ok(opened, 'opened');
+  if (!opened) return;
+  t.ok((await readAll(opened.body)).equals(body), 'the whole object');
+  const sent = server.requests.slice(before);
+  t.same(sent.map((r) => r.method), ['GET'], 'one request: a GET');
+  t.same(opened.head, await store.head('open/one.bin'), 'the head equals what HEAD reports (size, ETag, CRC-64, headers, metadata, class)');
+  t.equal(opened.head.crc64, await crc64Of(body));
+
+  const empty = Buffer.alloc(0);
+  await store.put('open/empty', empty, 0);
+  const zero = await store.open('open/empty');
+  t.equal(zero?.head.size, 0);
+  t.equal((await readAll(zero!.body)).length, 0, 'a 0-byte body ends at once');
+
+  t.equal(await store.open('open/no-such-key'), null, 'a missing key is null');
+  const other = new OssStore(storeOptions({ bucket: 'bb-no-such-bucket' }));
+  t.teardown(() => other.close());
+  await rejectsStorage(t, other.open('k'), 'NoSuchBucket', false);
+  await store.put('open/cold', Buffer.from('frozen'), 6, { storageClass: 'ARCHIVE' });
+  await rejectsStorage(t, store.open('open/cold'), 'InvalidObjectState', false);
+});
+
 t.test('put with every Content-* header, user metadata and IA round-trips; crc64 from head = crc64Of(bytes)', async (t) => {
   const body = Buffer.from('héllo, wörld\n');
   const res = await store.put('meta/all-headers.txt', body, body.length, {

@@ -18,6 +18,7 @@ import type {
   ListPage,
   ObjectHead,
   ObjectStore,
+  OpenedObject,
   PartInfo,
   PutOptions,
   WriteResult,
@@ -132,6 +133,14 @@ export function throttledStore(store: ObjectStore, limiter: TaskLimiter, options
       const body = await gate(() => store.get(key, o));
       return options.countBytes ? limiter.throttle(body) : body;
     },
+    ...(store.open
+      ? {
+          open: async (key: string, o?: HeadOptions): Promise<OpenedObject | null> => {
+            const opened = await gate(() => store.open!(key, o));
+            return opened && options.countBytes ? { head: opened.head, body: limiter.throttle(opened.body) } : opened;
+          },
+        }
+      : {}),
     put: (key: string, body: Readable | Buffer, size: number, o?: PutOptions): Promise<WriteResult> => gate(() => store.put(key, body, size, o)),
     createMultipartUpload: (key: string, o?: PutOptions): Promise<string> => gate(() => store.createMultipartUpload(key, o)),
     uploadPart: (key, uploadId, partNumber, body, o): Promise<WriteResult> => gate(() => store.uploadPart(key, uploadId, partNumber, body, o)),

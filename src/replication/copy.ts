@@ -80,6 +80,11 @@ export interface CopyContext {
   taskId: string;
   key: string;
   head: ObjectHead;
+  /**
+   * The whole object's bytes, already opened by the GET that also gave `head`
+   * (single-PUT sizes only); without it the source is read with If-Match on head.etag.
+   */
+  body?: Readable;
   source: ObjectStore;
   destination: ObjectStore;
   /** Headers, metadata and storage class of the copy (see metadata.ts); the CRC fingerprint is added here when known. */
@@ -193,8 +198,9 @@ async function copySingle(ctx: CopyContext): Promise<CopyResult> {
   const buf = takeBuffer(ctx, head.size);
   try {
     checkAborted(ctx);
-    const unit: Unit =
-      head.size === 0
+    const unit: Unit = ctx.body
+      ? await readUnit(ctx.body, buf)
+      : head.size === 0
         ? { body: buf, md5: createHash('md5').digest(), crc64: await crc64Of(buf) }
         : await readUnit(await ctx.source.get(ctx.key, { ifMatch: head.etag }), buf);
     const md5Hex = unit.md5.toString('hex');

@@ -4,16 +4,17 @@
  * Duplicated, reordered or stale events are therefore harmless, and a retry
  * is simply another reconcile.
  */
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { isEnvelopeEncrypted } from '../crypto/envelope.js';
 import { KeyMaterialError } from '../crypto/keys.js';
 import type { MultipartRepo } from '../db/multipart-repo.js';
 import { StorageError } from '../storage/errors.js';
-import type { ObjectStore } from '../storage/object-store.js';
+import type { ObjectHead, ObjectStore } from '../storage/object-store.js';
 import type { Task } from '../tasks/registry.js';
 import type { BufferPool, ByteBudget } from './byte-budget.js';
 import { compareObjects } from './compare.js';
-import { abortUpload, copyObject } from './copy.js';
+import { abortUpload, copyObject, usesMultipart } from './copy.js';
 import { taskEncryptionKey, type TaskEncryptionKey } from './encryption.js';
 import { putOptionsFor } from './metadata.js';
 
@@ -120,13 +121,60 @@ function destinationEtagIsMd5(task: Task): boolean {
   return mode !== 'aws:kms' && mode !== 'KMS';
 }
 
+/** The source's head and, when it was opened with one GET, the stream of its bytes. */
+interface SourceRead {
+  head: ObjectHead | null;
+  body?: Readable;
+}
+
+/**
+ * Read the source's state. When the destination has no copy (a new object:
+ * the common case), the source is opened with one GET, whose answer carries
+ * the head of exactly the version whose bytes follow: one request fewer than
+ * HEAD then GET, and no If-Match needed for a single PUT. Otherwise a HEAD
+ * (most reconciles of existing copies end in_sync and need no bytes). An
+ * archived object refuses the GET (InvalidObjectState): HEAD it instead.
+ */
+async function readSource(task: Task, key: string, deps: ReconcileDeps, destination: ObjectHead | null): Promise<SourceRead> {
+  if (!destination && deps.source.open) {
+    try {
+      const opened = await deps.source.open(key);
+      if (!opened) return { head: null };
+      // The GET answered with the bytes, so the object is readable now, whatever its storage class says.
+      return { head: { ...opened.head, needsRestore: false, restoreInProgress: false }, body: opened.body };
+    } catch (err) {
+      if (!(err instanceof StorageError && err.code === 'InvalidObjectState')) throw mapSourceError(task, err);
+    }
+  }
+  try {
+    return { head: await deps.source.head(key) };
+  } catch (err) {
+    throw mapSourceError(task, err);
+  }
+}
+
 async function decide(task: Task, key: string, deps: ReconcileDeps, encryption: TaskEncryptionKey | undefined): Promise<ReconcileOutcome> {
-  const [source, destination] = await Promise.all([
-    deps.source.head(key).catch((err: unknown) => {
-      throw mapSourceError(task, err);
-    }),
-    deps.destination.head(key),
-  ]);
+  // The destination first: whether it has a copy decides how the source is read.
+  const destination = await deps.destination.head(key);
+  const read = await readSource(task, key, deps, destination);
+  try {
+    return await decideWith(task, key, deps, encryption, destination, read);
+  } finally {
+    // A body not copied (nothing to do, a refusal, a multipart copy that reads by ranges) is released;
+    // destroying one that was read to its end is a no-op.
+    read.body?.destroy();
+  }
+}
+
+async function decideWith(
+  task: Task,
+  key: string,
+  deps: ReconcileDeps,
+  encryption: TaskEncryptionKey | undefined,
+  destination: ObjectHead | null,
+  read: SourceRead,
+): Promise<ReconcileOutcome> {
+  const source = read.head;
   if (!source) {
     if (task.options.deletes) {
       if (destination) await deps.destination.delete(key);
@@ -165,10 +213,17 @@ async function decide(task: Task, key: string, deps: ReconcileDeps, encryption: 
       ...fingerprint,
     };
   }
+  // A multipart copy reads the source by ranges (in parallel, resumable): an opened whole-object GET is not used.
+  let body = read.body;
+  if (body && usesMultipart(source.size, task.options.multipartThresholdBytes)) {
+    body.destroy();
+    body = undefined;
+  }
   const result = await copyObject({
     taskId: task.id,
     key,
     head: source,
+    ...(body ? { body } : {}),
     source: deps.source,
     destination: deps.destination,
     putOptions: putOptionsFor(source, { storageClass: task.options.storageClass, encrypting: encryption !== undefined }),

@@ -108,6 +108,12 @@ export interface GetOptions {
   sseCustomerKey?: Buffer;
 }
 
+/** An object being read: its head and the stream of all its bytes. */
+export interface OpenedObject {
+  head: ObjectHead;
+  body: Readable;
+}
+
 export interface HeadOptions {
   /** As GetOptions.sseCustomerKey. */
   sseCustomerKey?: Buffer;
@@ -125,6 +131,15 @@ export interface ObjectStore {
   head(key: string, options?: HeadOptions): Promise<ObjectHead | null>;
   /** A stream of the object's bytes (or of the range). */
   get(key: string, options?: GetOptions): Promise<Readable>;
+  /**
+   * GET of the whole current object together with its head (the GET answer
+   * carries the same headers as a HEAD, for exactly the version whose bytes
+   * follow), or null when the key does not exist: one request where HEAD then
+   * GET would be two. Fails like get() (InvalidObjectState for an archived
+   * object, SseCustomerKeyRequired, ...). Optional: a store (or wrapper)
+   * without it is read with head() then get().
+   */
+  open?(key: string, options?: HeadOptions): Promise<OpenedObject | null>;
   /** Single-request upload of `size` bytes. */
   put(key: string, body: Readable | Buffer, size: number, options?: PutOptions): Promise<WriteResult>;
   createMultipartUpload(key: string, options?: PutOptions): Promise<string>;

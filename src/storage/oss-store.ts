@@ -48,6 +48,7 @@ import type {
   MultipartUploadInfo,
   ObjectHead,
   ObjectStore,
+  OpenedObject,
   PartInfo,
   PutOptions,
   ServerSideEncryption,
@@ -239,6 +240,57 @@ async function readAll(stream: Readable, limit: number, onExceed: 'truncate' | '
   return Buffer.concat(chunks);
 }
 
+/** The ObjectHead of what a HEAD or a whole-object GET answered (the same headers). */
+function headFromHeaders(key: string, h: HeaderBag): ObjectHead {
+  const etag = unquoteEtag(header(h, 'etag'));
+  const rawClass = header(h, 'x-oss-storage-class') ?? 'Standard';
+  const restore = header(h, 'x-oss-restore');
+  const objectType = header(h, 'x-oss-object-type');
+  const userMetadata: Record<string, string> = {};
+  for (const [name, value] of Object.entries(h)) {
+    if (name.startsWith('x-oss-meta-') && value !== undefined) {
+      // OSS sends metadata as raw UTF-8 bytes, which node decoded as latin1.
+      userMetadata[name.slice('x-oss-meta-'.length).toLowerCase()] = wireToText(Array.isArray(value) ? value.join(',') : value);
+    }
+  }
+  const lastModified = header(h, 'last-modified');
+  const out: ObjectHead = {
+    key,
+    size: Number(header(h, 'content-length') ?? 0),
+    etag,
+    lastModified: lastModified ? new Date(lastModified) : new Date(0),
+    userMetadata,
+    storageClass: fromOssStorageClass(rawClass),
+    rawStorageClass: rawClass,
+    // Multipart and appendable objects' ETags are not the MD5 of the bytes; nor,
+    // conservatively, are KMS-encrypted ones (OSS's CRC-64 still verifies those).
+    multipartEtag:
+      /-\d+$/.test(etag) ||
+      objectType === 'Multipart' ||
+      objectType === 'Appendable' ||
+      header(h, 'x-oss-server-side-encryption') === 'KMS',
+    needsRestore: needsRestoreClass(rawClass) && !(restore !== undefined && /ongoing-request\s*=\s*"false"/i.test(restore)),
+    restoreInProgress: restore !== undefined && /ongoing-request\s*=\s*"true"/i.test(restore),
+  };
+  const crc64 = header(h, 'x-oss-hash-crc64ecma');
+  if (crc64 !== undefined) out.crc64 = crc64;
+  const sse = header(h, 'x-oss-server-side-encryption');
+  if (sse !== undefined) out.serverSideEncryption = sse;
+  const sseKey = header(h, 'x-oss-server-side-encryption-key-id');
+  if (sseKey !== undefined) out.sseKmsKeyId = sseKey;
+  const set = (field: 'contentType' | 'contentEncoding' | 'contentDisposition' | 'contentLanguage' | 'cacheControl' | 'expires', name: string): void => {
+    const v = header(h, name);
+    if (v !== undefined) out[field] = wireToText(v);
+  };
+  set('contentType', 'content-type');
+  set('contentEncoding', 'content-encoding');
+  set('contentDisposition', 'content-disposition');
+  set('contentLanguage', 'content-language');
+  set('cacheControl', 'cache-control');
+  set('expires', 'expires');
+  return out;
+}
+
 export class OssStore implements ObjectStore {
   readonly provider = 'oss' as const;
   readonly bucket: string;
@@ -367,54 +419,7 @@ export class OssStore implements ObjectStore {
       throw e;
     }
     this.#bucketSeen = true;
-    const h = result.res.headers as HeaderBag;
-    const etag = unquoteEtag(header(h, 'etag'));
-    const rawClass = header(h, 'x-oss-storage-class') ?? 'Standard';
-    const restore = header(h, 'x-oss-restore');
-    const objectType = header(h, 'x-oss-object-type');
-    const userMetadata: Record<string, string> = {};
-    for (const [name, value] of Object.entries(h)) {
-      if (name.startsWith('x-oss-meta-') && value !== undefined) {
-        // OSS sends metadata as raw UTF-8 bytes, which node decoded as latin1.
-        userMetadata[name.slice('x-oss-meta-'.length).toLowerCase()] = wireToText(Array.isArray(value) ? value.join(',') : value);
-      }
-    }
-    const lastModified = header(h, 'last-modified');
-    const out: ObjectHead = {
-      key,
-      size: Number(header(h, 'content-length') ?? 0),
-      etag,
-      lastModified: lastModified ? new Date(lastModified) : new Date(0),
-      userMetadata,
-      storageClass: fromOssStorageClass(rawClass),
-      rawStorageClass: rawClass,
-      // Multipart and appendable objects' ETags are not the MD5 of the bytes; nor,
-      // conservatively, are KMS-encrypted ones (OSS's CRC-64 still verifies those).
-      multipartEtag:
-        /-\d+$/.test(etag) ||
-        objectType === 'Multipart' ||
-        objectType === 'Appendable' ||
-        header(h, 'x-oss-server-side-encryption') === 'KMS',
-      needsRestore: needsRestoreClass(rawClass) && !(restore !== undefined && /ongoing-request\s*=\s*"false"/i.test(restore)),
-      restoreInProgress: restore !== undefined && /ongoing-request\s*=\s*"true"/i.test(restore),
-    };
-    const crc64 = header(h, 'x-oss-hash-crc64ecma');
-    if (crc64 !== undefined) out.crc64 = crc64;
-    const sse = header(h, 'x-oss-server-side-encryption');
-    if (sse !== undefined) out.serverSideEncryption = sse;
-    const sseKey = header(h, 'x-oss-server-side-encryption-key-id');
-    if (sseKey !== undefined) out.sseKmsKeyId = sseKey;
-    const set = (field: 'contentType' | 'contentEncoding' | 'contentDisposition' | 'contentLanguage' | 'cacheControl' | 'expires', name: string): void => {
-      const v = header(h, name);
-      if (v !== undefined) out[field] = wireToText(v);
-    };
-    set('contentType', 'content-type');
-    set('contentEncoding', 'content-encoding');
-    set('contentDisposition', 'content-disposition');
-    set('contentLanguage', 'content-language');
-    set('cacheControl', 'cache-control');
-    set('expires', 'expires');
-    return out;
+    return headFromHeaders(key, result.res.headers as HeaderBag);
   }
 
   #noCustomerKey(key: Buffer | undefined, objectKey: string): void {
@@ -426,6 +431,28 @@ export class OssStore implements ObjectStore {
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
     this.#checkKey(key, 'GetObject');
     this.#noCustomerKey(options.sseCustomerKey, key);
+    return (await this.#getObject(key, options)).body;
+  }
+
+  async open(key: string, options: HeadOptions = {}): Promise<OpenedObject | null> {
+    this.#checkKey(key, 'GetObject');
+    this.#noCustomerKey(options.sseCustomerKey, key);
+    let opened;
+    try {
+      opened = await this.#getObject(key, {});
+    } catch (err) {
+      if (err instanceof StorageError && err.code === 'NoSuchKey') {
+        await this.#checkBucketAfter404();
+        return null;
+      }
+      throw err;
+    }
+    this.#bucketSeen = true;
+    return { head: headFromHeaders(key, opened.headers), body: opened.body };
+  }
+
+  /** GetObject: the answer's headers and a body stream that fails with StorageErrors (idle timeout, cut connection). */
+  async #getObject(key: string, options: GetOptions): Promise<{ headers: HeaderBag; body: Readable }> {
     const where = this.#where(key);
     const range = options.range ? checkRange(options.range) : undefined;
     const headers: Record<string, string> = {};
@@ -468,7 +495,7 @@ export class OssStore implements ObjectStore {
       if (!res.readableEnded && !res.destroyed) res.destroy();
     });
     res.pipe(out);
-    return out;
+    return { headers: res.headers as HeaderBag, body: out };
   }
 
   #writeHeaders(options: PutOptions): Record<string, string> {
