@@ -53,7 +53,10 @@ export interface WorkerDeps {
   leases: LeaseKeeper;
   metrics: ReplicationMetrics;
   log: Logger;
-  /** Jobs run at once by this process (all tasks together). */
+  /**
+   * Jobs copying at once in this process (all tasks together). A job whose copy
+   * has ended records its outcome outside its slot, so the next job starts meanwhile.
+   */
   concurrency: number;
   /** Bytes buffered for uploads across all jobs of this process. */
   memoryBudgetBytes: number;
@@ -195,6 +198,14 @@ export class ReplicationWorkers {
   private readonly perTask = new Map<string, { max: number; sem: Semaphore }>();
   private readonly activeByTask = new Map<string, number>();
   private readonly inFlight = new Map<string, Running>();
+  /**
+   * Jobs fetched (and leased) ahead of a free slot, at most a quarter of the
+   * slots: a finished copy's slot goes to one of them at once instead of
+   * waiting for the next fetch's round trip. Handed back at shutdown.
+   */
+  private readonly ready: FetchedJob[] = [];
+  /** Jobs whose copy has ended and whose outcome is being recorded (settle), by id. */
+  private readonly settling = new Map<string, Promise<void>>();
   /** Jobs handed back to the queue at shutdown: their late outcome must not complete or fail them again. */
   private readonly handedBack = new Set<string>();
   private dispatcher?: Promise<void>;
@@ -232,8 +243,14 @@ export class ReplicationWorkers {
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     this.wakeAll();
+    const waiting = this.ready.splice(0);
+    if (waiting.length > 0) {
+      await this.deps.boss.fail(QUEUES.replicate, waiting.map((j) => j.id)).catch((err: unknown) => {
+        this.deps.log.error({ err }, 'could not hand fetched jobs back; they return when their lease is swept');
+      });
+    }
     const deadline = Date.now() + graceMs;
-    while (this.inFlight.size > 0 && Date.now() < deadline) await sleep(50);
+    while ((this.inFlight.size > 0 || this.settling.size > 0) && Date.now() < deadline) await sleep(50);
     const leftovers = [...this.inFlight.values()];
     if (leftovers.length > 0) {
       this.deps.log.warn({ jobs: leftovers.length }, 'handing unfinished jobs back to the queue');
@@ -252,6 +269,8 @@ export class ReplicationWorkers {
       // Let the aborted copies unwind (they stop at the next request boundary).
       await Promise.race([Promise.allSettled(leftovers.map((r) => r.done)), sleep(5_000)]);
     }
+    // Outcomes still being written (settle stops retrying once stopping).
+    if (this.settling.size > 0) await Promise.race([Promise.allSettled([...this.settling.values()]), sleep(5_000)]);
     if (this.dispatcher) await Promise.race([this.dispatcher, sleep(1_000)]);
   }
 
@@ -275,21 +294,29 @@ export class ReplicationWorkers {
     });
   }
 
+  /** Start fetched jobs while slots are free. */
+  private startReady(): void {
+    while (!this.stopping && this.ready.length > 0 && this.inFlight.size < this.deps.concurrency) void this.execute(this.ready.shift()!);
+  }
+
   /**
-   * One fetch loop for the process: whenever slots are free, take that many
-   * jobs in one statement and start them; when none is ready, poll.
+   * One fetch loop for the process: keep every slot busy and a few jobs ready
+   * behind them, taking as many as are missing in one statement; when none is
+   * ready, poll.
    */
   private async dispatch(): Promise<void> {
     const pollMs = this.deps.pollIntervalMs ?? 500;
+    const ahead = Math.ceil(this.deps.concurrency / 4);
     while (!this.stopping) {
-      const free = this.deps.concurrency - this.inFlight.size;
-      if (free <= 0) {
+      this.startReady();
+      const want = this.deps.concurrency + ahead - this.inFlight.size - this.ready.length;
+      if (want <= 0) {
         await this.pause(pollMs);
         continue;
       }
       let jobs: FetchedJob[] = [];
       try {
-        jobs = await this.fetch(free);
+        jobs = await this.fetch(want);
       } catch (err) {
         this.deps.log.warn({ err }, 'fetching replication jobs failed');
       }
@@ -297,16 +324,19 @@ export class ReplicationWorkers {
         if (jobs.length > 0) await this.deps.boss.fail(QUEUES.replicate, jobs.map((j) => j.id)).catch(() => {});
         break;
       }
-      for (const job of jobs) void this.execute(job);
+      this.ready.push(...jobs);
+      this.startReady();
       // A full batch means more may be waiting: go again at once.
-      if (jobs.length < free) await this.pause(pollMs);
+      if (jobs.length < want) await this.pause(pollMs);
     }
   }
 
   /** Tasks this process should not take more jobs of right now (at their copy cap). */
   private saturatedTasks(): string[] {
     const out: string[] = [];
-    for (const [taskId, n] of this.activeByTask) {
+    const counts = new Map(this.activeByTask);
+    for (const job of this.ready) counts.set(job.data.taskId, (counts.get(job.data.taskId) ?? 0) + 1);
+    for (const [taskId, n] of counts) {
       const max = this.deps.tasks.get(taskId)?.options.maxConcurrentCopies;
       if (max !== undefined && n >= max) out.push(taskId);
     }
@@ -336,26 +366,36 @@ export class ReplicationWorkers {
     let settle!: () => void;
     const done = new Promise<void>((r) => (settle = r));
     this.inFlight.set(job.id, { job, abort, done });
+    let outcome: ({ ok: true } & RunResult) | { ok: false; error: Classified };
     try {
-      let outcome: ({ ok: true } & RunResult) | { ok: false; error: Classified };
       try {
         outcome = { ok: true, ...(await this.run(job, abort.signal)) };
       } catch (err) {
         outcome = { ok: false, error: classify(err) };
       }
-      if (!this.handedBack.has(job.id)) await this.settle(job, outcome);
     } finally {
+      // The copy is over: its slot and its task's copy count go to the next job
+      // while the outcome is written (a round trip the next copy need not wait for).
+      // The job stays 'active' in the queue until then, so no other job of its key starts.
       const n = (this.activeByTask.get(taskId) ?? 1) - 1;
       if (n <= 0) this.activeByTask.delete(taskId);
       else this.activeByTask.set(taskId, n);
+      this.settling.set(job.id, done);
       this.inFlight.delete(job.id);
-      this.handedBack.delete(job.id);
+      this.startReady();
       if (this.inFlight.size === 0) {
         this.poolTimer = setTimeout(() => this.pool.clear(), POOL_IDLE_CLEAR_MS);
         this.poolTimer.unref();
       }
+      this.wakeAll();
+    }
+    try {
+      if (!this.handedBack.has(job.id)) await this.settle(job, outcome);
+    } finally {
+      this.settling.delete(job.id);
+      this.handedBack.delete(job.id);
       settle();
-      // A job of the same key or task may be fetchable now.
+      // A job of the same key may be fetchable now.
       this.wakeAll();
     }
   }
