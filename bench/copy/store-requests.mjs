@@ -3,7 +3,8 @@
  * Client CPU per S3Store request: HEAD (present / missing), GET and PUT of
  * small objects against one plain s3rver in its own process (so only the
  * client's CPU is counted), `--count` requests of each kind at `--concurrency`.
- * Prints CPU-ms per request (user + system of this process) and requests/s.
+ * Prints CPU-ms per request of this process (user + system) and of the s3rver
+ * process serving it, and requests/s.
  *
  *   node bench/copy/store-requests.mjs [--count=2000] [--concurrency=16] [--kib=64] [--dist=DIR]
  *
@@ -12,7 +13,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
@@ -45,8 +46,16 @@ await fetch(`${endpoint}/bench`, { method: 'PUT' }).catch(() => {});
 const body = randomBytes(KIB * 1024);
 const md5 = createHash('md5').update(body).digest('base64');
 
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+/** CPU seconds (user + system) the s3rver process has used so far. */
+function serverCpu() {
+  const fields = readFileSync(`/proc/${server.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
 async function phase(name, op) {
   let next = 0;
+  const server0 = serverCpu();
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   await Promise.all(
@@ -57,7 +66,8 @@ async function phase(name, op) {
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(cpu0);
   const ms = (cpu.user + cpu.system) / 1000 / COUNT;
-  console.log(`${name.padEnd(14)} ${ms.toFixed(3)} CPU-ms/request  ${(COUNT / wall).toFixed(0)} requests/s`);
+  const serverMs = ((serverCpu() - server0) * 1000) / COUNT;
+  console.log(`${name.padEnd(14)} client ${ms.toFixed(3)} CPU-ms/request  s3rver ${serverMs.toFixed(2)} CPU-ms/request  ${(COUNT / wall).toFixed(0)} requests/s`);
   return ms;
 }
 
