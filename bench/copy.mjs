@@ -21,6 +21,11 @@
  * rclone (BENCH-NOTES). Also reported: CRC-64 (and MD5) MB/s of the
  * implementation in use, on one core, 1 MiB chunks.
  *
+ * Also per run: the CPU seconds of both s3rver processes and of PostgreSQL
+ * (the work each tool makes the servers do, which on 2 shared cores is
+ * throughput too), and for BucketBridge the enqueue time and the median / p90
+ * of a job's own reconcile time.
+ *
  * Run: `npm run bench -- copy` (builds dist/ first), or `node bench/copy.mjs`
  * after a build. Options (flag or env):
  *   --runs=N              BENCH_COPY_RUNS              (3)
@@ -39,7 +44,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -147,6 +152,47 @@ function rssSampler(pid) {
   };
 }
 
+/** The two s3rver processes, set once they run. */
+const s3rverPids = [];
+let postmasterPid;
+
+/** CPU seconds used so far by both s3rvers and by PostgreSQL (the postmaster and its live backends). */
+function serverCpuSeconds() {
+  const s3rver = s3rverPids.reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0);
+  let postgres = 0;
+  if (postmasterPid !== undefined) {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1].split(' ');
+        if (Number(entry) === postmasterPid || Number(fields[1]) === postmasterPid) postgres += (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+      } catch {
+        // exited meanwhile
+      }
+    }
+  }
+  return { s3rver, postgres };
+}
+
+function serverCpuSince(before) {
+  const now = serverCpuSeconds();
+  return { s3rverCpuSeconds: round(now.s3rver - before.s3rver, 2), postgresCpuSeconds: round(now.postgres - before.postgres, 2) };
+}
+
+/** The postmaster of the cluster in `dataDir` (its command line names the directory). */
+function findPostmaster(dataDir) {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes(dataDir) && /postgres/.test(cmdline)) return Number(entry);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return undefined;
+}
+
 async function startS3rver(name) {
   const dir = join(work, name);
   mkdirSync(dir, { recursive: true });
@@ -160,6 +206,7 @@ async function startS3rver(name) {
     });
     child.on('exit', (code) => rej(new Error(`s3rver ${name} exited (${code})`)));
   });
+  s3rverPids.push(child.pid);
   return { endpoint: `http://127.0.0.1:${port}`, child };
 }
 
@@ -221,6 +268,7 @@ function rcloneEnv(src, dst) {
 
 async function runRclone({ srcEndpoint, dstEndpoint, srcPath, dstBucket, extraArgs }) {
   const args = ['copy', `SRC:${srcPath}`, `DST:${dstBucket}`, '--s3-no-check-bucket', '--stats=0', ...extraArgs];
+  const servers = serverCpuSeconds();
   const t0 = process.hrtime.bigint();
   const child = track(spawn('rclone', args, { env: rcloneEnv(srcEndpoint, dstEndpoint), stdio: ['ignore', 'inherit', 'inherit'] }));
   const rss = rssSampler(child.pid);
@@ -228,7 +276,7 @@ async function runRclone({ srcEndpoint, dstEndpoint, srcPath, dstBucket, extraAr
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const mem = rss.stop();
   if (code !== 0) throw new Error(`rclone exited ${code}`);
-  return { seconds, ...mem };
+  return { seconds, ...mem, ...serverCpuSince(servers) };
 }
 
 // ------------------------------------------------------------------ BucketBridge
@@ -293,6 +341,7 @@ async function runBucketBridge({ srcEndpoint, dstEndpoint, srcBucket, dstBucket,
   const boss = await startBoss(dbUrl, createLogger('silent'), DEFAULT_QUEUE_SETTINGS, { supervise: false, schedule: false });
   const startRssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0);
   const rss = rssSampler(child.pid);
+  const servers = serverCpuSeconds();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < keys.length; i += 1000) {
     await enqueueReplications(
@@ -301,6 +350,7 @@ async function runBucketBridge({ srcEndpoint, dstEndpoint, srcBucket, dstBucket,
       keys.slice(i, i + 1000).map((key) => ({ taskId: 'bench', key, trigger: 'event', kind: 'created' })),
     );
   }
+  const enqueueSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
   let done = 0;
   for (;;) {
     const { rows } = await pool.query(
@@ -314,12 +364,26 @@ async function runBucketBridge({ srcEndpoint, dstEndpoint, srcBucket, dstBucket,
   }
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const mem = rss.stop();
+  const serverCpu = serverCpuSince(servers);
+  // Where the time went: a job's own reconcile (HEADs, GET, PUT) against the whole run.
+  const { rows: spent } = await pool.query(
+    `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS median, percentile_cont(0.9) WITHIN GROUP (ORDER BY duration_ms) AS p90
+       FROM bb_object_status WHERE task_id = 'bench'`,
+  );
   await boss.stop({ graceful: false, wait: true, timeout: 2000 });
   await pool.end();
   child.kill('SIGTERM');
   await new Promise((res) => child.on('exit', res));
   rmSync(dir, { recursive: true, force: true });
-  return { seconds, ...mem, startRssMiB: round(startRssKb / 1024) };
+  return {
+    seconds,
+    ...mem,
+    startRssMiB: round(startRssKb / 1024),
+    ...serverCpu,
+    enqueueSeconds: round(enqueueSeconds, 2),
+    reconcileMsMedian: round(Number(spent[0].median), 1),
+    reconcileMsP90: round(Number(spent[0].p90), 1),
+  };
 }
 
 // ------------------------------------------------------------------ main
@@ -342,6 +406,7 @@ try {
     const pgDir = mkdtempSync(join(tmpdir(), 'bb-bench-copy-pg-'));
     pg = await startEmbeddedPostgres({ dataDir: pgDir, database: 'postgres' });
     pg.dir = pgDir;
+    postmasterPid = findPostmaster(pgDir);
     const src = await startS3rver('src');
     const dst = await startS3rver('dst');
     const srcClient = s3client(src.endpoint);
@@ -377,7 +442,9 @@ try {
           }
           const rate = unit === 'MB/s' ? mb(bytes) / res.seconds : keys.length / res.seconds;
           runs[tool].push({ ...res, rate: round(rate) });
-          log(`${name} ${tool} run ${r + 1}: ${round(res.seconds, 2)} s, ${round(rate)} ${unit}, peak RSS ${res.peakRssMiB} MiB, ${res.cpuSeconds} CPU-s, load ${loadavg()[0].toFixed(1)}`);
+          const servers = `, s3rvers ${res.s3rverCpuSeconds} CPU-s, postgres ${res.postgresCpuSeconds} CPU-s`;
+          const where = res.enqueueSeconds !== undefined ? `, enqueue ${res.enqueueSeconds} s, reconcile median ${res.reconcileMsMedian} ms (p90 ${res.reconcileMsP90})` : '';
+          log(`${name} ${tool} run ${r + 1}: ${round(res.seconds, 2)} s, ${round(rate)} ${unit}, peak RSS ${res.peakRssMiB} MiB, ${res.cpuSeconds} CPU-s, load ${loadavg()[0].toFixed(1)}${servers}${where}`);
         }
       }
       const summary = {};
@@ -387,6 +454,8 @@ try {
           seconds: round(median(runs[tool].map((x) => x.seconds)), 2),
           peakRssMiB: Math.max(...runs[tool].map((x) => x.peakRssMiB)),
           cpuSeconds: round(median(runs[tool].map((x) => x.cpuSeconds)), 2),
+          s3rverCpuSeconds: round(median(runs[tool].map((x) => x.s3rverCpuSeconds)), 2),
+          postgresCpuSeconds: round(median(runs[tool].map((x) => x.postgresCpuSeconds)), 2),
           runs: runs[tool],
         };
       }
@@ -466,8 +535,11 @@ try {
   if (results.phases.crc) lines.push(`CRC-64/XZ (${results.phases.crc.implementation}): ${results.phases.crc.crc64MBs} MB/s; MD5: ${results.phases.crc.md5MBs} MB/s`, '');
   for (const [name, p] of Object.entries(results.phases)) {
     if (name === 'crc') continue;
-    lines.push(`| ${name} (median of ${RUNS}) | ${p.unit} | seconds | copier CPU-s | peak RSS MiB |`, '|---|---|---|---|---|');
-    for (const tool of TOOLS) if (p[tool]) lines.push(`| ${tool} | ${p[tool][p.unit]} | ${p[tool].seconds} | ${p[tool].cpuSeconds} | ${p[tool].peakRssMiB} |`);
+    lines.push(`| ${name} (median of ${RUNS}) | ${p.unit} | seconds | copier CPU-s | s3rvers CPU-s | postgres CPU-s | peak RSS MiB |`, '|---|---|---|---|---|---|---|');
+    for (const tool of TOOLS) {
+      const x = p[tool];
+      if (x) lines.push(`| ${tool} | ${x[p.unit]} | ${x.seconds} | ${x.cpuSeconds} | ${x.s3rverCpuSeconds} | ${x.postgresCpuSeconds} | ${x.peakRssMiB} |`);
+    }
     lines.push('');
   }
   lines.push(`results: ${file}`);

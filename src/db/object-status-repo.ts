@@ -49,6 +49,47 @@ export interface ObjectListQuery {
 
 const SUCCESS: ReadonlySet<ObjectStatus> = new Set(['completed', 'in_sync', 'deleted', 'source_missing']);
 
+/**
+ * The upsert that records one attempt's outcome (see ObjectStatusRepo.record),
+ * with its parameters numbered from `$first`, so a caller can run it as a CTE of
+ * a larger statement (the worker records a success and completes the job in one
+ * round trip). The text depends only on `first`: it can be a prepared statement.
+ */
+export function statusUpsert(u: StatusUpdate, first = 1): { text: string; values: unknown[] } {
+  const p = (i: number): string => `$${first + i - 1}`;
+  const text = `INSERT INTO bb_object_status AS s (task_id, key, status, attempts, bytes, source_etag, source_crc64, destination_etag,
+         duration_ms, last_error_code, last_error_message, completed_at)
+       VALUES (${p(1)}, ${p(2)}, ${p(3)}, 1, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ${p(8)}, ${p(9)}, ${p(10)}, CASE WHEN ${p(11)}::boolean THEN now() END)
+       ON CONFLICT (task_id, key) DO UPDATE SET
+         status = EXCLUDED.status,
+         attempts = CASE WHEN s.status = 'pending' THEN s.attempts + 1 ELSE 1 END,
+         bytes = COALESCE(EXCLUDED.bytes, s.bytes),
+         source_etag = COALESCE(EXCLUDED.source_etag, s.source_etag),
+         source_crc64 = COALESCE(EXCLUDED.source_crc64, s.source_crc64),
+         destination_etag = COALESCE(EXCLUDED.destination_etag, s.destination_etag),
+         duration_ms = EXCLUDED.duration_ms,
+         last_error_code = CASE WHEN ${p(11)}::boolean THEN s.last_error_code ELSE EXCLUDED.last_error_code END,
+         last_error_message = CASE WHEN ${p(11)}::boolean THEN s.last_error_message ELSE EXCLUDED.last_error_message END,
+         updated_at = now(),
+         completed_at = CASE WHEN ${p(11)}::boolean THEN now() ELSE s.completed_at END`;
+  return {
+    text,
+    values: [
+      u.taskId,
+      u.key,
+      u.status,
+      u.bytes ?? null,
+      u.sourceEtag ?? null,
+      u.sourceCrc64 ?? null,
+      u.destinationEtag ?? null,
+      u.durationMs ?? null,
+      u.errorCode ?? null,
+      u.errorMessage ?? null,
+      SUCCESS.has(u.status),
+    ],
+  };
+}
+
 export class ObjectStatusRepo {
   constructor(private readonly pool: pg.Pool) {}
 
@@ -59,39 +100,9 @@ export class ObjectStatusRepo {
    * reconciled again.
    */
   async record(u: StatusUpdate): Promise<void> {
-    const success = SUCCESS.has(u.status);
     // Prepared once per connection: this runs for every replicated key.
-    await this.pool.query({
-      name: 'bb-status-record',
-      text: `INSERT INTO bb_object_status AS s (task_id, key, status, attempts, bytes, source_etag, source_crc64, destination_etag,
-         duration_ms, last_error_code, last_error_message, completed_at)
-       VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $11 THEN now() END)
-       ON CONFLICT (task_id, key) DO UPDATE SET
-         status = EXCLUDED.status,
-         attempts = CASE WHEN s.status = 'pending' THEN s.attempts + 1 ELSE 1 END,
-         bytes = COALESCE(EXCLUDED.bytes, s.bytes),
-         source_etag = COALESCE(EXCLUDED.source_etag, s.source_etag),
-         source_crc64 = COALESCE(EXCLUDED.source_crc64, s.source_crc64),
-         destination_etag = COALESCE(EXCLUDED.destination_etag, s.destination_etag),
-         duration_ms = EXCLUDED.duration_ms,
-         last_error_code = CASE WHEN $11 THEN s.last_error_code ELSE EXCLUDED.last_error_code END,
-         last_error_message = CASE WHEN $11 THEN s.last_error_message ELSE EXCLUDED.last_error_message END,
-         updated_at = now(),
-         completed_at = CASE WHEN $11 THEN now() ELSE s.completed_at END`,
-      values: [
-        u.taskId,
-        u.key,
-        u.status,
-        u.bytes ?? null,
-        u.sourceEtag ?? null,
-        u.sourceCrc64 ?? null,
-        u.destinationEtag ?? null,
-        u.durationMs ?? null,
-        u.errorCode ?? null,
-        u.errorMessage ?? null,
-        success,
-      ],
-    });
+    const { text, values } = statusUpsert(u);
+    await this.pool.query({ name: 'bb-status-record', text, values });
   }
 
   async get(taskId: string, key: string): Promise<ObjectStatusRow | undefined> {

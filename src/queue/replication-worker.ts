@@ -16,11 +16,17 @@
  *    cannot fill every worker slot with jobs that only wait.
  *  - the job's lease (leases.ts) is taken in the same statement, so a crash
  *    can never leave a running job without a lease to hand it back.
+ * The same statement also says whether the key has an upload intent left
+ * (upload-intents.ts), so a job needs no query of its own for that.
+ *
+ * Per object that leaves two round trips to PostgreSQL on success: the fetch
+ * (shared by a batch) and one statement that records the status row, drops
+ * the lease and completes the job together.
  */
 import type PgBoss from 'pg-boss';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import type { ObjectStatusRepo } from '../db/object-status-repo.js';
+import { statusUpsert, type ObjectStatusRepo, type StatusUpdate } from '../db/object-status-repo.js';
 import type { MultipartRepo } from '../db/multipart-repo.js';
 import type { ReplicationMetrics } from '../metrics.js';
 import { BufferPool, ByteBudget, Semaphore } from '../replication/byte-budget.js';
@@ -47,7 +53,10 @@ export interface WorkerDeps {
   leases: LeaseKeeper;
   metrics: ReplicationMetrics;
   log: Logger;
-  /** Jobs run at once by this process (all tasks together). */
+  /**
+   * Jobs copying at once in this process (all tasks together). A job whose copy
+   * has ended records its outcome outside its slot, so the next job starts meanwhile.
+   */
   concurrency: number;
   /** Bytes buffered for uploads across all jobs of this process. */
   memoryBudgetBytes: number;
@@ -80,6 +89,14 @@ interface FetchedJob {
   data: ReplicateJob;
   retryCount: number;
   retryLimit: number;
+  /** An upload intent exists for this job's key: a multipart create was interrupted (upload-intents.ts). */
+  intentPending: boolean;
+}
+
+/** A run's result: the job's output, and the status row to record with its completion. */
+interface RunResult {
+  output: Record<string, unknown>;
+  status?: StatusUpdate;
 }
 
 interface Running {
@@ -123,7 +140,10 @@ WITH next AS (
   SELECT id, $2, COALESCE(data->>'taskId', ''), COALESCE(data->>'key', '') FROM started
   ON CONFLICT (job_id) DO UPDATE SET worker_id = EXCLUDED.worker_id, started_at = now()
 )
-SELECT id, data, retry_count AS "retryCount", retry_limit AS "retryLimit" FROM started`;
+SELECT id, data, retry_count AS "retryCount", retry_limit AS "retryLimit",
+       EXISTS (SELECT 1 FROM bb_upload_intents i
+                WHERE i.task_id = COALESCE(started.data->>'taskId', '') AND i.key = COALESCE(started.data->>'key', '')) AS "intentPending"
+  FROM started`;
 
 /**
  * Success in one statement: drop our lease and complete the job (what
@@ -137,6 +157,25 @@ UPDATE ${BOSS_SCHEMA}.job j
    SET completed_on = now(), state = 'completed', output = $4::jsonb
   FROM lease
  WHERE j.name = $1 AND j.id = lease.job_id AND j.state = 'active'
+RETURNING j.id`;
+
+/**
+ * COMPLETE_SQL with the key's status row recorded in the same statement (one
+ * round trip, and the row and the completion commit together). The upsert is
+ * a CTE: it runs even when the lease was lost, as a separate record would.
+ */
+const STATUS_PARAMS = 11;
+const COMPLETE_WITH_STATUS_SQL = `
+WITH status AS (
+  ${statusUpsert({ taskId: '', key: '', status: 'completed' }, 1).text}
+  RETURNING 1
+), lease AS (
+  DELETE FROM bb_job_leases WHERE job_id = $${STATUS_PARAMS + 2} AND worker_id = $${STATUS_PARAMS + 3} RETURNING job_id
+)
+UPDATE ${BOSS_SCHEMA}.job j
+   SET completed_on = now(), state = 'completed', output = $${STATUS_PARAMS + 4}::jsonb
+  FROM lease
+ WHERE j.name = $${STATUS_PARAMS + 1} AND j.id = lease.job_id AND j.state = 'active'
 RETURNING j.id`;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -159,6 +198,14 @@ export class ReplicationWorkers {
   private readonly perTask = new Map<string, { max: number; sem: Semaphore }>();
   private readonly activeByTask = new Map<string, number>();
   private readonly inFlight = new Map<string, Running>();
+  /**
+   * Jobs fetched (and leased) ahead of a free slot, at most a quarter of the
+   * slots: a finished copy's slot goes to one of them at once instead of
+   * waiting for the next fetch's round trip. Handed back at shutdown.
+   */
+  private readonly ready: FetchedJob[] = [];
+  /** Jobs whose copy has ended and whose outcome is being recorded (settle), by id. */
+  private readonly settling = new Map<string, Promise<void>>();
   /** Jobs handed back to the queue at shutdown: their late outcome must not complete or fail them again. */
   private readonly handedBack = new Set<string>();
   private dispatcher?: Promise<void>;
@@ -196,8 +243,14 @@ export class ReplicationWorkers {
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     this.wakeAll();
+    const waiting = this.ready.splice(0);
+    if (waiting.length > 0) {
+      await this.deps.boss.fail(QUEUES.replicate, waiting.map((j) => j.id)).catch((err: unknown) => {
+        this.deps.log.error({ err }, 'could not hand fetched jobs back; they return when their lease is swept');
+      });
+    }
     const deadline = Date.now() + graceMs;
-    while (this.inFlight.size > 0 && Date.now() < deadline) await sleep(50);
+    while ((this.inFlight.size > 0 || this.settling.size > 0) && Date.now() < deadline) await sleep(50);
     const leftovers = [...this.inFlight.values()];
     if (leftovers.length > 0) {
       this.deps.log.warn({ jobs: leftovers.length }, 'handing unfinished jobs back to the queue');
@@ -216,6 +269,8 @@ export class ReplicationWorkers {
       // Let the aborted copies unwind (they stop at the next request boundary).
       await Promise.race([Promise.allSettled(leftovers.map((r) => r.done)), sleep(5_000)]);
     }
+    // Outcomes still being written (settle stops retrying once stopping).
+    if (this.settling.size > 0) await Promise.race([Promise.allSettled([...this.settling.values()]), sleep(5_000)]);
     if (this.dispatcher) await Promise.race([this.dispatcher, sleep(1_000)]);
   }
 
@@ -239,21 +294,29 @@ export class ReplicationWorkers {
     });
   }
 
+  /** Start fetched jobs while slots are free. */
+  private startReady(): void {
+    while (!this.stopping && this.ready.length > 0 && this.inFlight.size < this.deps.concurrency) void this.execute(this.ready.shift()!);
+  }
+
   /**
-   * One fetch loop for the process: whenever slots are free, take that many
-   * jobs in one statement and start them; when none is ready, poll.
+   * One fetch loop for the process: keep every slot busy and a few jobs ready
+   * behind them, taking as many as are missing in one statement; when none is
+   * ready, poll.
    */
   private async dispatch(): Promise<void> {
     const pollMs = this.deps.pollIntervalMs ?? 500;
+    const ahead = Math.ceil(this.deps.concurrency / 4);
     while (!this.stopping) {
-      const free = this.deps.concurrency - this.inFlight.size;
-      if (free <= 0) {
+      this.startReady();
+      const want = this.deps.concurrency + ahead - this.inFlight.size - this.ready.length;
+      if (want <= 0) {
         await this.pause(pollMs);
         continue;
       }
       let jobs: FetchedJob[] = [];
       try {
-        jobs = await this.fetch(free);
+        jobs = await this.fetch(want);
       } catch (err) {
         this.deps.log.warn({ err }, 'fetching replication jobs failed');
       }
@@ -261,16 +324,19 @@ export class ReplicationWorkers {
         if (jobs.length > 0) await this.deps.boss.fail(QUEUES.replicate, jobs.map((j) => j.id)).catch(() => {});
         break;
       }
-      for (const job of jobs) void this.execute(job);
+      this.ready.push(...jobs);
+      this.startReady();
       // A full batch means more may be waiting: go again at once.
-      if (jobs.length < free) await this.pause(pollMs);
+      if (jobs.length < want) await this.pause(pollMs);
     }
   }
 
   /** Tasks this process should not take more jobs of right now (at their copy cap). */
   private saturatedTasks(): string[] {
     const out: string[] = [];
-    for (const [taskId, n] of this.activeByTask) {
+    const counts = new Map(this.activeByTask);
+    for (const job of this.ready) counts.set(job.data.taskId, (counts.get(job.data.taskId) ?? 0) + 1);
+    for (const [taskId, n] of counts) {
       const max = this.deps.tasks.get(taskId)?.options.maxConcurrentCopies;
       if (max !== undefined && n >= max) out.push(taskId);
     }
@@ -300,26 +366,36 @@ export class ReplicationWorkers {
     let settle!: () => void;
     const done = new Promise<void>((r) => (settle = r));
     this.inFlight.set(job.id, { job, abort, done });
+    let outcome: ({ ok: true } & RunResult) | { ok: false; error: Classified };
     try {
-      let outcome: { ok: true; output: Record<string, unknown> } | { ok: false; error: Classified };
       try {
-        outcome = { ok: true, output: await this.run(job, abort.signal) };
+        outcome = { ok: true, ...(await this.run(job, abort.signal)) };
       } catch (err) {
         outcome = { ok: false, error: classify(err) };
       }
-      if (!this.handedBack.has(job.id)) await this.settle(job, outcome);
     } finally {
+      // The copy is over: its slot and its task's copy count go to the next job
+      // while the outcome is written (a round trip the next copy need not wait for).
+      // The job stays 'active' in the queue until then, so no other job of its key starts.
       const n = (this.activeByTask.get(taskId) ?? 1) - 1;
       if (n <= 0) this.activeByTask.delete(taskId);
       else this.activeByTask.set(taskId, n);
+      this.settling.set(job.id, done);
       this.inFlight.delete(job.id);
-      this.handedBack.delete(job.id);
+      this.startReady();
       if (this.inFlight.size === 0) {
         this.poolTimer = setTimeout(() => this.pool.clear(), POOL_IDLE_CLEAR_MS);
         this.poolTimer.unref();
       }
+      this.wakeAll();
+    }
+    try {
+      if (!this.handedBack.has(job.id)) await this.settle(job, outcome);
+    } finally {
+      this.settling.delete(job.id);
+      this.handedBack.delete(job.id);
       settle();
-      // A job of the same key or task may be fetchable now.
+      // A job of the same key may be fetchable now.
       this.wakeAll();
     }
   }
@@ -333,17 +409,18 @@ export class ReplicationWorkers {
    */
   private async settle(
     job: FetchedJob,
-    outcome: { ok: true; output: Record<string, unknown> } | { ok: false; error: Classified },
+    outcome: ({ ok: true } & RunResult) | { ok: false; error: Classified },
   ): Promise<void> {
     const giveUpAt = Date.now() + SETTLE_PATIENCE_MS;
     for (let attempt = 1; ; attempt++) {
       if (outcome.ok) {
         try {
-          const { rowCount } = await this.deps.pool.query({
-            name: 'bb-replicate-complete',
-            text: COMPLETE_SQL,
-            values: [QUEUES.replicate, job.id, this.deps.leases.workerId, JSON.stringify(outcome.output)],
-          });
+          const complete = [QUEUES.replicate, job.id, this.deps.leases.workerId, JSON.stringify(outcome.output)];
+          const { rowCount } = await this.deps.pool.query(
+            outcome.status
+              ? { name: 'bb-replicate-complete-status', text: COMPLETE_WITH_STATUS_SQL, values: [...statusUpsert(outcome.status).values, ...complete] }
+              : { name: 'bb-replicate-complete', text: COMPLETE_SQL, values: complete },
+          );
           if (rowCount === 0) this.deps.log.warn({ jobId: job.id }, 'job lease lost while running; outcome not recorded in the queue');
           return;
         } catch (err) {
@@ -394,7 +471,7 @@ export class ReplicationWorkers {
     return sem;
   }
 
-  private async run(job: FetchedJob, signal: AbortSignal): Promise<Record<string, unknown>> {
+  private async run(job: FetchedJob, signal: AbortSignal): Promise<RunResult> {
     const { taskId, key } = job.data;
     const log = this.deps.log.child({ jobId: job.id, taskId, key, attempt: job.retryCount + 1 });
     let task = this.deps.tasks.get(taskId);
@@ -404,14 +481,14 @@ export class ReplicationWorkers {
     }
     if (!task) {
       log.warn('task no longer exists; job dropped');
-      return { dropped: 'task does not exist' };
+      return { output: { dropped: 'task does not exist' } };
     }
     if (task.paused) {
       await this.deps.boss.send(QUEUES.replicate, job.data, {
         singletonKey: replicateSingletonKey(taskId, key),
         startAfter: this.deps.pausedRecheckSeconds ?? 30,
       });
-      return { deferred: 'task paused' };
+      return { output: { deferred: 'task paused' } };
     }
     const lastAttempt = job.retryCount >= job.retryLimit;
     const current = task;
@@ -422,7 +499,7 @@ export class ReplicationWorkers {
       try {
         const outcome = await reconcile(current, key, {
           source: stores.source,
-          destination: await this.intents.prepare(taskId, key, stores.destination, log),
+          destination: await this.intents.prepare(taskId, key, stores.destination, log, job.intentPending),
           budget: this.budget,
           pool: this.pool,
           uploads: this.deps.uploads,
@@ -432,16 +509,17 @@ export class ReplicationWorkers {
           ...(this.deps.restoreRecheckSeconds !== undefined ? { restoreRecheckSeconds: this.deps.restoreRecheckSeconds } : {}),
         });
         const durationMs = Number((process.hrtime.bigint() - started) / 1_000_000n);
-        await this.deps.statuses.record({
+        // Recorded with the job's completion (settle), in one statement.
+        const status: StatusUpdate = {
           taskId,
           key,
           status: outcome.status,
-          bytes: outcome.bytes,
-          sourceEtag: outcome.sourceEtag,
-          sourceCrc64: outcome.sourceCrc64,
-          destinationEtag: outcome.destinationEtag,
+          ...(outcome.bytes !== undefined ? { bytes: outcome.bytes } : {}),
+          ...(outcome.sourceEtag !== undefined ? { sourceEtag: outcome.sourceEtag } : {}),
+          ...(outcome.sourceCrc64 !== undefined ? { sourceCrc64: outcome.sourceCrc64 } : {}),
+          ...(outcome.destinationEtag !== undefined ? { destinationEtag: outcome.destinationEtag } : {}),
           durationMs,
-        });
+        };
         if (stores.markers && (outcome.status === 'completed' || outcome.status === 'in_sync')) await stores.markers.success(key);
         this.deps.metrics.objectDone(taskId, outcome.status, outcome.bytes ?? 0, durationMs / 1000);
         if (outcome.requeueAfterSeconds) {
@@ -454,7 +532,7 @@ export class ReplicationWorkers {
           { status: outcome.status, bytes: outcome.bytes, durationMs, detail: outcome.detail, partsReused: outcome.partsReused },
           'reconciled',
         );
-        return { status: outcome.status, detail: outcome.detail };
+        return { output: { status: outcome.status, detail: outcome.detail }, status };
       } catch (err) {
         if (signal.aborted) throw err; // handed back at shutdown: the next run records the outcome
         const c = classify(err);
@@ -476,7 +554,7 @@ export class ReplicationWorkers {
           // Permanent: no point retrying. Dead-letter it ourselves and end the job.
           await this.deps.boss.send(QUEUES.replicateDead, { ...job.data, error: { code: c.code, message: c.message } });
           log.warn({ code: c.code, err }, 'replication failed permanently');
-          return { status: 'failed', code: c.code };
+          return { output: { status: 'failed', code: c.code } };
         }
         log.warn({ code: c.code, final, err }, final ? 'replication failed after the last retry' : 'replication attempt failed; will retry');
         throw err;

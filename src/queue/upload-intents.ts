@@ -10,7 +10,9 @@
  * the key's next job starts means such a window was hit: the destination's
  * uploads for exactly that key are listed and those not recorded are aborted.
  *
- * Cost: one indexed lookup per job; the listing only after an interrupted create.
+ * Cost: nothing per job in the worker, whose fetch statement also says whether
+ * the key has an intent (replication-worker.ts); the listing only after an
+ * interrupted create.
  */
 import type pg from 'pg';
 import type { Logger } from 'pino';
@@ -23,12 +25,17 @@ export class UploadIntents {
   /**
    * Clean up after an interrupted create of this key, if there was one, and
    * return the destination with its createMultipartUpload preceded by an intent.
+   * `pending` false says the caller already knows there is no intent for the
+   * key (read in the statement that took the job; only the job running for a
+   * key writes its intents, and one runs at a time): nothing to look up.
    * Cleanup problems are logged, never thrown: the copy itself goes ahead.
    */
-  async prepare(taskId: string, key: string, destination: ObjectStore, log: Logger): Promise<ObjectStore> {
-    await this.sweep(taskId, key, destination, log).catch((err: unknown) => {
-      log.warn({ err }, 'could not check for a multipart upload left by an interrupted start; will check again next time');
-    });
+  async prepare(taskId: string, key: string, destination: ObjectStore, log: Logger, pending = true): Promise<ObjectStore> {
+    if (pending) {
+      await this.sweep(taskId, key, destination, log).catch((err: unknown) => {
+        log.warn({ err }, 'could not check for a multipart upload left by an interrupted start; will check again next time');
+      });
+    }
     return this.guard(taskId, key, destination);
   }
 

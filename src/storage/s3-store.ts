@@ -30,7 +30,12 @@
  *    confirmed with a 1-byte GET and reported as SseCustomerKeyRequired.
  *    Keys whose HEAD needed the customer key are remembered (a bounded set), so
  *    the GETs of a copy that follow send it at once instead of being refused first.
+ *  - HEAD, GET, PUT of a Buffer and UploadPart bypass the SDK's middleware stack
+ *    (s3-requests.ts: same endpoint rules, credentials, signer and error mapping,
+ *    a quarter of the CPU per request); everything else, and any bucket whose
+ *    endpoint rules need more than plain SigV4, goes through the SDK.
  */
+import { createHash } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { PassThrough, Readable } from 'node:stream';
@@ -68,6 +73,7 @@ import type {
   WriteResult,
 } from './object-store.js';
 import { unquoteEtag } from './etag.js';
+import { headFields, S3Requests, type S3HeadFields } from './s3-requests.js';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -86,6 +92,11 @@ export interface S3StoreOptions {
   encryption?: ServerSideEncryption;
   /** 32-byte SSE-C key used for reads the store refuses without it (see the module comment). */
   sseCustomerKey?: Buffer;
+  /**
+   * Send HEAD, GET, PUT (of a Buffer) and UploadPart without the SDK's middleware
+   * stack (s3-requests.ts). Default true; false sends every request through the SDK.
+   */
+  leanRequests?: boolean;
 }
 
 /** The SSE parameters of PutObject / CreateMultipartUpload for `encryption`; refuses OSS-only modes. */
@@ -113,7 +124,47 @@ function sseCustomerParams(key: Buffer | undefined): { SSECustomerAlgorithm?: st
   return { SSECustomerAlgorithm: 'AES256', SSECustomerKey: key.toString('base64') };
 }
 
+/** The SSE-C request headers the SDK sends for sseCustomerParams(key). */
+function sseCustomerHeaders(key: Buffer | undefined): Record<string, string> {
+  const p = sseCustomerParams(key);
+  if (p.SSECustomerKey === undefined || key === undefined) return {};
+  return {
+    'x-amz-server-side-encryption-customer-algorithm': p.SSECustomerAlgorithm!,
+    'x-amz-server-side-encryption-customer-key': p.SSECustomerKey,
+    'x-amz-server-side-encryption-customer-key-md5': createHash('md5').update(key).digest('base64'),
+  };
+}
+
+/** What HeadObject answers, from either request path. */
+type HeadOutput = S3HeadFields & { Expires?: Date };
+
+/** The write parameters of #writeHeaders and s3EncryptionParams as the HTTP headers the SDK serializes them to. */
+function writeHttpHeaders(params: WriteHeaderParams & ReturnType<typeof s3EncryptionParams>): Record<string, string> {
+  const h: Record<string, string> = {};
+  if (params.ContentType !== undefined) h['content-type'] = params.ContentType;
+  if (params.ContentEncoding !== undefined) h['content-encoding'] = params.ContentEncoding;
+  if (params.ContentDisposition !== undefined) h['content-disposition'] = params.ContentDisposition;
+  if (params.ContentLanguage !== undefined) h['content-language'] = params.ContentLanguage;
+  if (params.CacheControl !== undefined) h['cache-control'] = params.CacheControl;
+  if (params.StorageClass !== undefined) h['x-amz-storage-class'] = params.StorageClass;
+  if (params.ServerSideEncryption !== undefined) h['x-amz-server-side-encryption'] = params.ServerSideEncryption;
+  if (params.SSEKMSKeyId !== undefined) h['x-amz-server-side-encryption-aws-kms-key-id'] = params.SSEKMSKeyId;
+  for (const [k, v] of Object.entries(params.Metadata ?? {})) h[`x-amz-meta-${k.toLowerCase()}`] = v;
+  return h;
+}
+
+interface WriteHeaderParams {
+  ContentType?: string;
+  ContentEncoding?: string;
+  ContentDisposition?: string;
+  ContentLanguage?: string;
+  CacheControl?: string;
+  Metadata?: Record<string, string>;
+  StorageClass?: S3StorageClass;
+}
+
 const SSE_C_REFUSAL = /server.side.encryption/i;
+const CONNECTION_TIMEOUT_MS = 10_000;
 
 /** The fields of SDK errors we read; SDK service exceptions and Node socket errors both fit. */
 interface SdkErrorLike {
@@ -271,6 +322,12 @@ export class S3Store implements ObjectStore {
   readonly #sseCObjects = new Set<string>();
   /** Set once the bucket is known to exist; see #checkBucketAfter404. */
   #bucketSeen = false;
+  /** The lean request path (s3-requests.ts), resolved on first use; undefined inside = use the SDK. */
+  #lean: Promise<S3Requests | undefined> | undefined;
+  readonly #leanWanted: boolean;
+  readonly #httpAgent: HttpAgent;
+  readonly #httpsAgent: HttpsAgent;
+  readonly #socketTimeoutMs: number;
 
   constructor(options: S3StoreOptions) {
     this.bucket = options.bucket;
@@ -281,6 +338,10 @@ export class S3Store implements ObjectStore {
     this.#sseCustomerKey = options.sseCustomerKey;
     const maxSockets = options.maxSockets ?? 64;
     const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: Math.min(maxSockets, 32) };
+    this.#leanWanted = options.leanRequests ?? true;
+    this.#httpAgent = new HttpAgent(agentOptions);
+    this.#httpsAgent = new HttpsAgent({ ...agentOptions, ...(options.ca !== undefined ? { ca: options.ca } : {}), rejectUnauthorized: true });
+    this.#socketTimeoutMs = options.requestTimeoutMs ?? 120_000;
     this.#client = new S3Client({
       region: options.region,
       ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
@@ -290,12 +351,64 @@ export class S3Store implements ObjectStore {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: {
-        httpAgent: new HttpAgent(agentOptions),
-        httpsAgent: new HttpsAgent({ ...agentOptions, ...(options.ca !== undefined ? { ca: options.ca } : {}), rejectUnauthorized: true }),
-        connectionTimeout: 10_000,
-        socketTimeout: options.requestTimeoutMs ?? 120_000,
+        httpAgent: this.#httpAgent,
+        httpsAgent: this.#httpsAgent,
+        connectionTimeout: CONNECTION_TIMEOUT_MS,
+        socketTimeout: this.#socketTimeoutMs,
       },
     });
+  }
+
+  /** The lean request path for this bucket, or undefined to use the SDK. */
+  #leanPath(): Promise<S3Requests | undefined> {
+    if (!this.#leanWanted) return Promise.resolve(undefined);
+    this.#lean ??= S3Requests.open(this.#client, this.bucket, {
+      httpAgent: this.#httpAgent,
+      httpsAgent: this.#httpsAgent,
+      socketTimeoutMs: this.#socketTimeoutMs,
+      connectionTimeoutMs: CONNECTION_TIMEOUT_MS,
+    }).catch(() => undefined); // endpoint rules the SDK refuses: let the SDK say so, request by request
+    return this.#lean;
+  }
+
+  /** HeadObject (with the SSE-C key when given); errors as the SDK throws them, for s3Error. */
+  async #headOutput(key: string, customerKey: Buffer | undefined): Promise<HeadOutput> {
+    const lean = await this.#leanPath();
+    if (!lean) return this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key, ...sseCustomerParams(customerKey) }));
+    const res = await lean.send({ method: 'HEAD', key, headers: sseCustomerHeaders(customerKey) });
+    res.resume();
+    return headFields(res.headers);
+  }
+
+  /** GetObject: the body stream and Content-Range; errors as the SDK throws them, for s3Error. */
+  async #getOutput(
+    key: string,
+    options: { range?: string; ifMatch?: string; customerKey?: Buffer | undefined },
+  ): Promise<{ body: unknown; contentRange: string | undefined }> {
+    const lean = await this.#leanPath();
+    if (!lean) {
+      const out = await this.#client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          ...(options.range !== undefined ? { Range: options.range } : {}),
+          ...(options.ifMatch !== undefined ? { IfMatch: options.ifMatch } : {}),
+          ...sseCustomerParams(options.customerKey),
+        }),
+      );
+      return { body: out.Body, contentRange: out.ContentRange };
+    }
+    const res = await lean.send({
+      method: 'GET',
+      key,
+      headers: {
+        ...(options.range !== undefined ? { range: options.range } : {}),
+        ...(options.ifMatch !== undefined ? { 'if-match': options.ifMatch } : {}),
+        ...sseCustomerHeaders(options.customerKey),
+      },
+    });
+    const contentRange = res.headers['content-range'];
+    return { body: res, contentRange };
   }
 
   #where(key?: string): string {
@@ -335,7 +448,7 @@ export class S3Store implements ObjectStore {
     let out;
     try {
       // A caller that knows the object is SSE-C sends the key at once; the store's own key is a fallback.
-      out = await this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key, ...sseCustomerParams(options.sseCustomerKey) }));
+      out = await this.#headOutput(key, options.sseCustomerKey);
     } catch (err) {
       const e = s3Error(err, 'HeadObject', this.#where(key));
       if (e.status === 404) {
@@ -403,11 +516,11 @@ export class S3Store implements ObjectStore {
    * without one, confirm with a 1-byte GET (whose error has a body) that the
    * object is SSE-C and say so, or rethrow the 400.
    */
-  async #headSseC(key: string, refused: StorageError) {
+  async #headSseC(key: string, refused: StorageError): Promise<HeadOutput> {
     const where = this.#where(key);
     if (this.#sseCustomerKey !== undefined) {
       try {
-        return await this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key, ...sseCustomerParams(this.#sseCustomerKey) }));
+        return await this.#headOutput(key, this.#sseCustomerKey);
       } catch (err) {
         const e = s3Error(err, 'HeadObject (SSE-C)', where);
         if (e.status === 403) throw wrongCustomerKey(e, where);
@@ -415,8 +528,8 @@ export class S3Store implements ObjectStore {
       }
     }
     try {
-      const probe = await this.#client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: 'bytes=0-0' }));
-      (probe.Body as Readable | undefined)?.destroy();
+      const probe = await this.#getOutput(key, { range: 'bytes=0-0' });
+      (probe.body as Readable | undefined)?.destroy();
     } catch (err) {
       const e = s3Error(err, 'GetObject', where);
       if (e.status === 400 && SSE_C_REFUSAL.test(e.message)) {
@@ -436,15 +549,11 @@ export class S3Store implements ObjectStore {
     const where = this.#where(key);
     const range = options.range ? checkRange(options.range) : undefined;
     const request = (customerKey: Buffer | undefined) =>
-      this.#client.send(
-        new GetObjectCommand({
-          Bucket: this.bucket,
-          Key: key,
-          ...(range !== undefined ? { Range: range } : {}),
-          ...(options.ifMatch !== undefined ? { IfMatch: quoteEtag(options.ifMatch) } : {}),
-          ...sseCustomerParams(customerKey),
-        }),
-      );
+      this.#getOutput(key, {
+        ...(range !== undefined ? { range } : {}),
+        ...(options.ifMatch !== undefined ? { ifMatch: quoteEtag(options.ifMatch) } : {}),
+        customerKey,
+      });
     const known = options.sseCustomerKey ?? (this.#sseCObjects.has(key) ? this.#sseCustomerKey : undefined);
     let out;
     try {
@@ -463,27 +572,19 @@ export class S3Store implements ObjectStore {
         throw e2.status === 403 ? wrongCustomerKey(e2, where) : e2;
       }
     }
-    const body = out.Body;
+    const body = out.body;
     if (!(body instanceof Readable)) {
       throw new StorageError('Unknown', `S3 GetObject ${where}: response has no readable body`);
     }
     // A store that ignores Range answers 200 with the whole object; never hand that out as the range.
-    if (range !== undefined && out.ContentRange === undefined) {
+    if (range !== undefined && out.contentRange === undefined) {
       body.destroy();
       throw new StorageError('InvalidRequest', `S3 GetObject ${where}: the store ignored Range ${range}`);
     }
     return translateStreamErrors(body, (err) => s3Error(err, 'GetObject (body)', where));
   }
 
-  #writeHeaders(options: PutOptions): {
-    ContentType?: string;
-    ContentEncoding?: string;
-    ContentDisposition?: string;
-    ContentLanguage?: string;
-    CacheControl?: string;
-    Metadata?: Record<string, string>;
-    StorageClass?: S3StorageClass;
-  } {
+  #writeHeaders(options: PutOptions): WriteHeaderParams {
     const storageClass = toS3StorageClass(options.storageClass);
     let metadata: Record<string, string> | undefined;
     if (options.userMetadata !== undefined) {
@@ -515,6 +616,15 @@ export class S3Store implements ObjectStore {
   }
 
   async put(key: string, body: Readable | Buffer, size: number, options: PutOptions = {}): Promise<WriteResult> {
+    // A stream cannot be hashed for the signature before it is sent: the SDK handles those.
+    const lean = Buffer.isBuffer(body) ? await this.#leanPath() : undefined;
+    if (lean && Buffer.isBuffer(body)) {
+      if (body.length !== size) throw new StorageError('InvalidRequest', `S3 PutObject ${this.#where(key)}: body is ${body.length} bytes, size says ${size}`);
+      const headers = writeHttpHeaders({ ...this.#writeHeaders(options), ...this.#encryptionFor(options) });
+      if (options.contentMd5 !== undefined) headers['content-md5'] = options.contentMd5;
+      if (options.expires !== undefined) headers['expires'] = asciiHeader('Expires', options.expires);
+      return this.#send('PutObject', key, async () => writeResult(headFields((await drained(lean.send({ method: 'PUT', key, headers, body }))).headers)));
+    }
     const command = new PutObjectCommand({
       Bucket: this.bucket,
       Key: key,
@@ -549,6 +659,19 @@ export class S3Store implements ObjectStore {
     body: Buffer,
     options: { contentMd5?: string } = {},
   ): Promise<WriteResult> {
+    const lean = await this.#leanPath();
+    if (lean) {
+      return this.#send(`UploadPart #${partNumber}`, key, async () => {
+        const res = await lean.send({
+          method: 'PUT',
+          key,
+          query: { partNumber: String(partNumber), uploadId },
+          headers: options.contentMd5 !== undefined ? { 'content-md5': options.contentMd5 } : {},
+          body,
+        });
+        return writeResult(headFields((await drained(res)).headers));
+      });
+    }
     const out = await this.#send(`UploadPart #${partNumber}`, key, () =>
       this.#client.send(
         new UploadPartCommand({
@@ -708,6 +831,14 @@ export class S3Store implements ObjectStore {
   async close(): Promise<void> {
     this.#client.destroy();
   }
+}
+
+/** A response whose (empty) body has been read to the end, so its socket goes back to the pool. */
+async function drained<T extends Readable>(res: T | Promise<T>): Promise<T> {
+  const r = await res;
+  r.resume();
+  if (!r.readableEnded) await new Promise<void>((resolve, reject) => r.once('end', resolve).once('error', reject));
+  return r;
 }
 
 function wrongCustomerKey(e: StorageError, where: string): StorageError {
