@@ -102,11 +102,14 @@ export async function buildIntakeStatement(boss: PgBoss): Promise<IntakeStatemen
   // cached generic plan, planned once per connection; planned while the ledger was young (never
   // analyzed: estimated at 320 rows) and sized for json_to_recordset's fixed 100-row estimate, it
   // hashed the requests and SEQ-SCANNED THE WHOLE LEDGER, twice per statement, for as long as the
-  // connection lived, while the ledger grew by every accepted request. With 20,000 ledger rows that
-  // was ≈ 11 of the 11.2 ms of a 1-request statement and ≈ 7 of the 10 ms of a 20-request one
-  // (EXPLAIN ANALYZE; with the probe: 1.0 and 2.9 ms). Residual: a generic plan made right after an
-  // ANALYZE of a ledger of under ≈ 200 rows (a few pages, where a seq scan costs less than one index
-  // probe) still scans it, until the ledger's next autoanalyze (10 % growth) invalidates that plan.
+  // connection lived, while the ledger grew by every accepted request. With 20,000 ledger rows the
+  // two scans were 11.5 of the 14.0 ms of a 1-request execution and 7.2 of 8.4 ms of a 20-request
+  // one (EXPLAIN ANALYZE); per statement, commit included, 11.2 → 1.0 ms and 10.0 → 2.9 ms with the
+  // probe. (plan_cache_mode = force_custom_plan also cures it, for 0.4–1.1 ms of planning per
+  // statement, which at one request per statement is most of its cost.) Residual: a generic plan
+  // made right after an ANALYZE of a ledger of under ≈ 200 rows (a few pages, where a seq scan costs
+  // less than one index probe) still scans it, until the ledger's next autoanalyze (10 % growth)
+  // invalidates that plan.
   //
   // One read also serves both uses, `fresh` (no stored answer) and the replay answer, and the two
   // cannot disagree: every part of one statement sees the same snapshot, the one the ledger INSERT's
