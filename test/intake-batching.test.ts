@@ -304,6 +304,30 @@ t.test('the statement is built from the installed pg-boss SQL, and a changed sha
   }
 });
 
+t.test('a generic plan made while the ledger is young probes it by its signature index, never scans it', async (t) => {
+  // The regression this guards (bench/README.md, Intake): as joins, the ledger lookups were a plan
+  // choice, and the generic plan a prepared statement caches after five runs, made while the ledger
+  // was young (never analyzed: PostgreSQL assumes 10 pages), hashed the requests and seq-scanned the
+  // whole ledger, twice per statement, for the connection's life. The ledger's statistics are reset
+  // to that state (PostgreSQL 18's pg_restore_relation_stats) and a generic plan forced.
+  const statement = await buildIntakeStatement(stack.boss);
+  const client = await direct.connect();
+  try {
+    await client.query(`SELECT pg_restore_relation_stats('schemaname', 'public', 'relname', 'bb_intake_ledger', 'relpages', 0, 'reltuples', -1::real)`);
+    await client.query('SET plan_cache_mode = force_generic_plan');
+    const values = ['[]', ...statement.bossDefaults, '[]'];
+    await client.query({ name: statement.name, text: statement.text, values }); // prepares it; an empty batch writes nothing
+    const args = values.map((v) => (v === null || v === undefined ? 'NULL' : client.escapeLiteral(String(v)))).join(', ');
+    const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (COSTS off) EXECUTE ${statement.name}(${args})`);
+    const plan = rows.map((r) => r['QUERY PLAN']).join('\n');
+    t.notMatch(plan, /Seq Scan on bb_intake_ledger/, 'no scan of the ledger');
+    t.match(plan, /Index (Only )?Scan using bb_intake_ledger_signature/, 'a probe of the signature index');
+  } finally {
+    await client.query('ANALYZE bb_intake_ledger').catch(() => undefined);
+    client.release();
+  }
+});
+
 t.test('shutdown while HTTP requests wait for their batch: they are answered 202, a later one 503 SHUTTING_DOWN', async (t) => {
   // Last in this file: it closes the stack's enqueuer.
   const lock = await lockLedger();

@@ -5,12 +5,13 @@
  * others through pg-boss's own job INSERT, and writes their ledger rows with
  * the counts it committed.
  *
- *   WITH req   AS (one row per request: ledger fields, signature, job count),
- *        fresh AS (requests whose signature is not in the ledger yet),
+ *   WITH req   AS (one row per request: ledger fields, signature, job count,
+ *                   and the stored answer to its signature if any: one index probe),
+ *        fresh AS (requests with no stored answer),
  *        j     AS (<pg-boss's job INSERT, fed only the jobs of fresh requests> RETURNING id),
  *        n     AS (jobs actually inserted, per request),
  *        l     AS (INSERT INTO bb_intake_ledger: one row per fresh request, no ON CONFLICT)
- *   SELECT per request: accepted count, and the stored answer when it was a replay
+ *   SELECT per request: accepted count, and the stored answer when it is a replay
  *
  * The ledger INSERT deliberately has no ON CONFLICT: if another process
  * commits the same signature while this statement runs, the statement fails
@@ -94,13 +95,34 @@ export async function buildIntakeStatement(boss: PgBoss): Promise<IntakeStatemen
     `json_to_recordset((SELECT coalesce(json_agg(x.job), '[]'::json) FROM json_array_elements($1::json) AS x(job) ` +
     `WHERE (x.job->>'request')::int IN (SELECT i FROM fresh)))`;
   const jobInsert = captured.text.replace(RECORDSET, jobsOfFreshRequests).trimEnd();
+  // The ledger is read once per request, in `req`, by a correlated scalar subquery: a probe of the
+  // unique signature index per request (≈ 3 buffer hits), for whichever plan is cached. As joins (a
+  // NOT EXISTS in `fresh` and a LEFT JOIN in the final SELECT, until 2026-11-22), the ledger lookups
+  // were a plan choice, and the choice went wrong: after five executions a prepared statement runs a
+  // cached generic plan, planned once per connection; planned while the ledger was young (never
+  // analyzed: estimated at 320 rows) and sized for json_to_recordset's fixed 100-row estimate, it
+  // hashed the requests and SEQ-SCANNED THE WHOLE LEDGER, twice per statement, for as long as the
+  // connection lived, while the ledger grew by every accepted request. With 20,000 ledger rows the
+  // two scans were 11.5 of the 14.0 ms of a 1-request execution and 7.2 of 8.4 ms of a 20-request
+  // one (EXPLAIN ANALYZE); per statement, commit included, 11.2 → 1.0 ms and 10.0 → 2.9 ms with the
+  // probe. (plan_cache_mode = force_custom_plan also cures it, for 0.4–1.1 ms of planning per
+  // statement, which at one request per statement is most of its cost.) Residual: a generic plan
+  // made right after an ANALYZE of a ledger of under ≈ 200 rows (a few pages, where a seq scan costs
+  // less than one index probe) still scans it, until the ledger's next autoanalyze (10 % growth)
+  // invalidates that plan.
+  //
+  // One read also serves both uses, `fresh` (no stored answer) and the replay answer, and the two
+  // cannot disagree: every part of one statement sees the same snapshot, the one the ledger INSERT's
+  // unique index check goes beyond (see the note on the missing ON CONFLICT above).
   const text = `
     WITH req AS (
-           SELECT r.i, r.request_id, r.sender, r.task_id, r.format, r.ignored, r.response, r.njobs, decode(r.sig, 'hex') AS sig
-             FROM json_to_recordset(${requestParam}::json)
-               AS r(i int, request_id text, sender text, task_id text, format text, ignored int, sig text, response jsonb, njobs int)),
+           SELECT r.i, r.request_id, r.sender, r.task_id, r.format, r.ignored, r.response, r.njobs, r.sig,
+                  (SELECT old.response FROM bb_intake_ledger old WHERE old.signature_hash = r.sig) AS replay
+             FROM (SELECT r.i, r.request_id, r.sender, r.task_id, r.format, r.ignored, r.response, r.njobs, decode(r.sig, 'hex') AS sig
+                     FROM json_to_recordset(${requestParam}::json)
+                       AS r(i int, request_id text, sender text, task_id text, format text, ignored int, sig text, response jsonb, njobs int)) r),
          fresh AS (
-           SELECT * FROM req WHERE NOT EXISTS (SELECT 1 FROM bb_intake_ledger l WHERE l.signature_hash = req.sig)),
+           SELECT * FROM req WHERE replay IS NULL),
          j AS (${jobInsert}
            RETURNING id),
          n AS (
@@ -112,10 +134,9 @@ export async function buildIntakeStatement(boss: PgBoss): Promise<IntakeStatemen
            SELECT f.request_id, f.sender, f.task_id, f.format, coalesce(n.accepted, 0), f.njobs - coalesce(n.accepted, 0), f.ignored, f.sig,
                   f.response || jsonb_build_object('accepted', coalesce(n.accepted, 0), 'duplicates', f.njobs - coalesce(n.accepted, 0))
              FROM fresh f LEFT JOIN n ON n.i = f.i)
-    SELECT r.i, coalesce(n.accepted, 0) AS accepted, old.response AS replay
+    SELECT r.i, coalesce(n.accepted, 0) AS accepted, r.replay
       FROM req r
-      LEFT JOIN n ON n.i = r.i
-      LEFT JOIN bb_intake_ledger old ON old.signature_hash = r.sig`;
+      LEFT JOIN n ON n.i = r.i`;
   const name = `bb_intake_batch_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`;
   return { name, text, bossDefaults: captured.values.slice(1) };
 }
