@@ -185,7 +185,18 @@ t.test('S3 SSE-C without a key: HEAD and GET say SseCustomerKeyRequired (not ret
   const e = await rejectsStorage(t, store.head('sse-c/object.bin'), 'SseCustomerKeyRequired', /encrypted with a customer-provided key \(SSE-C\) and no key was given/);
   t.equal(e?.retryable, false);
   await rejectsStorage(t, store.get('sse-c/object.bin'), 'SseCustomerKeyRequired');
+  await rejectsStorage(t, store.open('sse-c/object.bin'), 'SseCustomerKeyRequired');
   t.ok(await store.head('plain/object.bin'), 'other objects read as usual');
+});
+
+t.test('S3 SSE-C with the store key: open (one GET for head and bytes) reads it with the key and reports SSE-C', async (t) => {
+  const store = s3Store({ sseCustomerKey: customerKey }, sseCProxy.endpoint);
+  const opened = await store.open('sse-c/object.bin');
+  t.ok(opened);
+  t.ok((await readAll(opened!.body)).equals(secret), 'the plaintext bytes');
+  t.equal(opened!.head.sseCustomerAlgorithm, 'AES256', 'the GET answer says SSE-C');
+  t.equal(opened!.head.multipartEtag, true, 'so its ETag is not taken for an MD5 of the bytes');
+  t.equal(opened!.head.size, secret.length);
 });
 
 t.test('S3 SSE-C with the store key: plain read first, then again with the key; the key is sent only for SSE-C objects', async (t) => {

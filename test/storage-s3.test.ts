@@ -94,6 +94,40 @@ t.test('head in a missing bucket fails with NoSuchBucket instead of claiming the
   await rejectsStorage(t, other.head('k'), 'NoSuchBucket', false);
 });
 
+for (const lean of [true, false]) {
+  t.test(`open (${lean ? 'lean' : 'SDK'} request path): one GET gives the same head as HEAD and the bytes; null when missing`, async (t) => {
+    const s = new S3Store(storeOptions({ leanRequests: lean }));
+    t.teardown(() => s.close());
+    const key = `open/${lean ? 'lean' : 'sdk'}.bin`;
+    const body = randomBytes(3000);
+    await s.put(key, body, body.length, {
+      contentType: 'application/x-test',
+      cacheControl: 'no-store',
+      expires: 'not a date',
+      userMetadata: { origin: 'open test', accent: 'café' },
+      storageClass: 'STANDARD_IA',
+    });
+    const opened = await s.open(key);
+    t.ok(opened, 'opened');
+    if (!opened) return;
+    t.ok((await readAll(opened.body)).equals(body), 'the whole object');
+    t.same(opened.head, await s.head(key), 'the head equals what HEAD reports');
+    t.equal(opened.head.etag, md5hex(body));
+    t.equal(opened.head.storageClass, 'STANDARD_IA');
+    t.same(opened.head.userMetadata, { origin: 'open test', accent: 'café' });
+
+    await s.put(`${key}.empty`, Buffer.alloc(0), 0);
+    const zero = await s.open(`${key}.empty`);
+    t.equal(zero?.head.size, 0);
+    t.equal((await readAll(zero!.body)).length, 0, 'a 0-byte body ends at once');
+
+    t.equal(await s.open('open/no-such-key'), null, 'a missing key is null');
+    const other = new S3Store(storeOptions({ bucket: 'bb-no-such-bucket', leanRequests: lean }));
+    t.teardown(() => other.close());
+    await rejectsStorage(t, other.open('k'), 'NoSuchBucket', false);
+  });
+}
+
 t.test('put with every Content-* header, user metadata and a storage class round-trips through head', async (t) => {
   const body = Buffer.from('héllo, wörld\n');
   const res = await store.put('meta/all-headers.txt', body, body.length, {

@@ -66,6 +66,7 @@ import type {
   MultipartUploadInfo,
   ObjectHead,
   ObjectStore,
+  OpenedObject,
   PartInfo,
   PutOptions,
   ServerSideEncryption,
@@ -312,6 +313,46 @@ function translateStreamErrors(body: Readable, mapError: (err: unknown) => Stora
   return out;
 }
 
+/** The ObjectHead of what a HEAD or a whole-object GET answered (the same headers). */
+function headFromOutput(key: string, out: HeadOutput): ObjectHead {
+  const etag = unquoteEtag(out.ETag);
+  const rawClass = out.StorageClass ?? 'STANDARD';
+  const restore = out.Restore;
+  const archived = rawClass === 'GLACIER' || rawClass === 'DEEP_ARCHIVE' || out.ArchiveStatus !== undefined;
+  const head: ObjectHead = {
+    key,
+    size: out.ContentLength ?? 0,
+    etag,
+    lastModified: out.LastModified ?? new Date(0),
+    userMetadata: Object.fromEntries(
+      Object.entries(out.Metadata ?? {}).map(([k, v]) => [k.toLowerCase(), decodeMetadataValue(v)]),
+    ),
+    storageClass: fromS3StorageClass(rawClass),
+    rawStorageClass: rawClass,
+    // "Not the MD5 of the bytes": multipart, and also SSE-KMS / SSE-C objects,
+    // whose single-part ETags are 32 hex digits that are not an MD5 of the data.
+    multipartEtag:
+      /-\d+$/.test(etag) ||
+      out.ServerSideEncryption === 'aws:kms' ||
+      out.ServerSideEncryption === 'aws:kms:dsse' ||
+      out.SSECustomerAlgorithm !== undefined,
+    needsRestore: archived && !(restore !== undefined && RESTORE_DONE.test(restore)),
+    restoreInProgress: restore !== undefined && RESTORE_ONGOING.test(restore),
+  };
+  if (out.ContentType !== undefined) head.contentType = wireToText(out.ContentType);
+  if (out.ContentEncoding !== undefined) head.contentEncoding = wireToText(out.ContentEncoding);
+  if (out.ContentDisposition !== undefined) head.contentDisposition = wireToText(out.ContentDisposition);
+  if (out.ContentLanguage !== undefined) head.contentLanguage = wireToText(out.ContentLanguage);
+  if (out.CacheControl !== undefined) head.cacheControl = wireToText(out.CacheControl);
+  // ExpiresString is the raw header; Expires is a parsed Date (undefined when unparsable).
+  const expires = out.ExpiresString ?? out.Expires?.toUTCString();
+  if (expires !== undefined) head.expires = expires;
+  if (out.SSECustomerAlgorithm !== undefined) head.sseCustomerAlgorithm = out.SSECustomerAlgorithm;
+  if (out.ServerSideEncryption !== undefined) head.serverSideEncryption = out.ServerSideEncryption;
+  if (out.SSEKMSKeyId !== undefined) head.sseKmsKeyId = out.SSEKMSKeyId;
+  return head;
+}
+
 export class S3Store implements ObjectStore {
   readonly provider = 's3' as const;
   readonly bucket: string;
@@ -384,7 +425,7 @@ export class S3Store implements ObjectStore {
   async #getOutput(
     key: string,
     options: { range?: string; ifMatch?: string; customerKey?: Buffer | undefined },
-  ): Promise<{ body: unknown; contentRange: string | undefined }> {
+  ): Promise<{ body: unknown; contentRange: string | undefined; fields: HeadOutput }> {
     const lean = await this.#leanPath();
     if (!lean) {
       const out = await this.#client.send(
@@ -396,7 +437,7 @@ export class S3Store implements ObjectStore {
           ...sseCustomerParams(options.customerKey),
         }),
       );
-      return { body: out.Body, contentRange: out.ContentRange };
+      return { body: out.Body, contentRange: out.ContentRange, fields: out };
     }
     const res = await lean.send({
       method: 'GET',
@@ -408,7 +449,7 @@ export class S3Store implements ObjectStore {
       },
     });
     const contentRange = res.headers['content-range'];
-    return { body: res, contentRange };
+    return { body: res, contentRange, fields: headFields(res.headers) };
   }
 
   #where(key?: string): string {
@@ -463,42 +504,7 @@ export class S3Store implements ObjectStore {
     }
     this.#bucketSeen = true;
     if (out.SSECustomerAlgorithm === undefined) this.#rememberSseC(key, false);
-    const etag = unquoteEtag(out.ETag);
-    const rawClass = out.StorageClass ?? 'STANDARD';
-    const restore = out.Restore;
-    const archived = rawClass === 'GLACIER' || rawClass === 'DEEP_ARCHIVE' || out.ArchiveStatus !== undefined;
-    const head: ObjectHead = {
-      key,
-      size: out.ContentLength ?? 0,
-      etag,
-      lastModified: out.LastModified ?? new Date(0),
-      userMetadata: Object.fromEntries(
-        Object.entries(out.Metadata ?? {}).map(([k, v]) => [k.toLowerCase(), decodeMetadataValue(v)]),
-      ),
-      storageClass: fromS3StorageClass(rawClass),
-      rawStorageClass: rawClass,
-      // "Not the MD5 of the bytes": multipart, and also SSE-KMS / SSE-C objects,
-      // whose single-part ETags are 32 hex digits that are not an MD5 of the data.
-      multipartEtag:
-        /-\d+$/.test(etag) ||
-        out.ServerSideEncryption === 'aws:kms' ||
-        out.ServerSideEncryption === 'aws:kms:dsse' ||
-        out.SSECustomerAlgorithm !== undefined,
-      needsRestore: archived && !(restore !== undefined && RESTORE_DONE.test(restore)),
-      restoreInProgress: restore !== undefined && RESTORE_ONGOING.test(restore),
-    };
-    if (out.ContentType !== undefined) head.contentType = wireToText(out.ContentType);
-    if (out.ContentEncoding !== undefined) head.contentEncoding = wireToText(out.ContentEncoding);
-    if (out.ContentDisposition !== undefined) head.contentDisposition = wireToText(out.ContentDisposition);
-    if (out.ContentLanguage !== undefined) head.contentLanguage = wireToText(out.ContentLanguage);
-    if (out.CacheControl !== undefined) head.cacheControl = wireToText(out.CacheControl);
-    // ExpiresString is the raw header; Expires is a parsed Date (undefined when unparsable).
-    const expires = out.ExpiresString ?? out.Expires?.toUTCString();
-    if (expires !== undefined) head.expires = expires;
-    if (out.SSECustomerAlgorithm !== undefined) head.sseCustomerAlgorithm = out.SSECustomerAlgorithm;
-    if (out.ServerSideEncryption !== undefined) head.serverSideEncryption = out.ServerSideEncryption;
-    if (out.SSEKMSKeyId !== undefined) head.sseKmsKeyId = out.SSEKMSKeyId;
-    return head;
+    return headFromOutput(key, out);
   }
 
   #rememberSseC(key: string, sseC: boolean): void {
@@ -546,6 +552,26 @@ export class S3Store implements ObjectStore {
   }
 
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
+    return (await this.#getObject(key, options)).body;
+  }
+
+  async open(key: string, options: HeadOptions = {}): Promise<OpenedObject | null> {
+    let opened;
+    try {
+      opened = await this.#getObject(key, options.sseCustomerKey !== undefined ? { sseCustomerKey: options.sseCustomerKey } : {});
+    } catch (err) {
+      if (err instanceof StorageError && err.status === 404 && err.code !== 'NoSuchBucket') {
+        await this.#checkBucketAfter404();
+        return null;
+      }
+      throw err;
+    }
+    this.#bucketSeen = true;
+    return { head: headFromOutput(key, opened.fields), body: opened.body };
+  }
+
+  /** GetObject (with the SSE-C handling of the module comment): the answer's head fields and the body. */
+  async #getObject(key: string, options: GetOptions): Promise<{ body: Readable; fields: HeadOutput }> {
     const where = this.#where(key);
     const range = options.range ? checkRange(options.range) : undefined;
     const request = (customerKey: Buffer | undefined) =>
@@ -581,7 +607,7 @@ export class S3Store implements ObjectStore {
       body.destroy();
       throw new StorageError('InvalidRequest', `S3 GetObject ${where}: the store ignored Range ${range}`);
     }
-    return translateStreamErrors(body, (err) => s3Error(err, 'GetObject (body)', where));
+    return { body: translateStreamErrors(body, (err) => s3Error(err, 'GetObject (body)', where)), fields: out.fields };
   }
 
   #writeHeaders(options: PutOptions): WriteHeaderParams {
