@@ -121,7 +121,7 @@ interface Running {
  * job is read and sorted to take the first few, since no pg-boss index has
  * the fetch order (bench/README.md "## Copy").
  */
-const FETCH_SQL = `
+export const FETCH_SQL = `
 WITH next AS (
   SELECT j.id, j.singleton_key FROM ${BOSS_SCHEMA}.job j
    WHERE j.name = $1
