@@ -40,6 +40,9 @@
  *   --tools=L             BENCH_COPY_TOOLS             (rclone,bucketbridge)
  *   --out=DIR             BENCH_OUT                    (bench/results)
  *   --profile-dir=DIR     BENCH_COPY_PROFILE_DIR       write a V8 CPU profile of each service run there
+ *   --pg-stat-statements=1  BENCH_PG_STAT_STATEMENTS   load pg_stat_statements (a restart of the
+ *                         cluster) and record, per BucketBridge run, the statements that cost
+ *                         PostgreSQL the most (reset when the service is ready, read when done)
  * Writes bench/results/copy-<timestamp>.json and prints a Markdown summary.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -72,6 +75,7 @@ const OUT = resolve(option('out', 'BENCH_OUT', join(ROOT, 'bench/results')));
 const PROFILE_DIR = option('profile-dir', 'BENCH_COPY_PROFILE_DIR', '');
 /** single: one PUT (an MD5 ETag, which BucketBridge checks the bytes read against); multipart: 8 MiB parts (no whole-object MD5 to check). */
 const BIG_SOURCE = option('big-source', 'BENCH_COPY_BIG_SOURCE', 'single');
+const PG_STAT_STATEMENTS = ['1', 'true', 'yes'].includes(option('pg-stat-statements', 'BENCH_PG_STAT_STATEMENTS', '0'));
 
 const MIB = 1024 * 1024;
 const mb = (bytes) => bytes / 1e6;
@@ -268,6 +272,7 @@ function rcloneEnv(src, dst) {
 
 async function runRclone({ srcEndpoint, dstEndpoint, srcPath, dstBucket, extraArgs }) {
   const args = ['copy', `SRC:${srcPath}`, `DST:${dstBucket}`, '--s3-no-check-bucket', '--stats=0', ...extraArgs];
+  if (PG_STAT_STATEMENTS) await pool.query('SELECT pg_stat_statements_reset()');
   const servers = serverCpuSeconds();
   const t0 = process.hrtime.bigint();
   const child = track(spawn('rclone', args, { env: rcloneEnv(srcEndpoint, dstEndpoint), stdio: ['ignore', 'inherit', 'inherit'] }));
@@ -341,6 +346,7 @@ async function runBucketBridge({ srcEndpoint, dstEndpoint, srcBucket, dstBucket,
   const boss = await startBoss(dbUrl, createLogger('silent'), DEFAULT_QUEUE_SETTINGS, { supervise: false, schedule: false });
   const startRssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0);
   const rss = rssSampler(child.pid);
+  if (PG_STAT_STATEMENTS) await pool.query('SELECT pg_stat_statements_reset()');
   const servers = serverCpuSeconds();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < keys.length; i += 1000) {
@@ -370,6 +376,17 @@ async function runBucketBridge({ srcEndpoint, dstEndpoint, srcBucket, dstBucket,
     `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS median, percentile_cont(0.9) WITHIN GROUP (ORDER BY duration_ms) AS p90
        FROM bb_object_status WHERE task_id = 'bench'`,
   );
+  let statements;
+  if (PG_STAT_STATEMENTS) {
+    // Whole cluster (the bench's own polling included: it is small and shows up under its text).
+    const { rows } = await pool.query(
+      `SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query, calls::int, round(total_exec_time::numeric, 1)::float8 AS "execMs",
+              round((total_exec_time / greatest(calls, 1))::numeric, 3)::float8 AS "meanMs", round(total_plan_time::numeric, 1)::float8 AS "planMs",
+              plans::int, rows::int, shared_blks_hit::int AS "blksHit", shared_blks_read::int AS "blksRead"
+         FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 12`,
+    );
+    statements = rows;
+  }
   await boss.stop({ graceful: false, wait: true, timeout: 2000 });
   await pool.end();
   child.kill('SIGTERM');
@@ -383,6 +400,7 @@ async function runBucketBridge({ srcEndpoint, dstEndpoint, srcBucket, dstBucket,
     enqueueSeconds: round(enqueueSeconds, 2),
     reconcileMsMedian: round(Number(spent[0].median), 1),
     reconcileMsP90: round(Number(spent[0].p90), 1),
+    ...(statements ? { statements } : {}),
   };
 }
 
@@ -405,6 +423,20 @@ try {
     // Its own temp dir: as root the cluster runs as `postgres`, which must reach it (mkdtemp dirs are 0700).
     const pgDir = mkdtempSync(join(tmpdir(), 'bb-bench-copy-pg-'));
     pg = await startEmbeddedPostgres({ dataDir: pgDir, database: 'postgres' });
+    if (PG_STAT_STATEMENTS) {
+      // A preloaded library needs a restart; the extension goes into template1, so every run's fresh database has it.
+      const c = createPool(pg.connectionString, 1);
+      await c.query(`ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'`);
+      await c.query(`ALTER SYSTEM SET pg_stat_statements.track_planning = on`);
+      await c.end();
+      await pg.stop();
+      pg = await startEmbeddedPostgres({ dataDir: pgDir, database: 'postgres' });
+      const t = new URL(pg.connectionString);
+      t.pathname = '/template1';
+      const c1 = createPool(t.toString(), 1);
+      await c1.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+      await c1.end();
+    }
     pg.dir = pgDir;
     postmasterPid = findPostmaster(pgDir);
     const src = await startS3rver('src');
@@ -445,6 +477,7 @@ try {
           const servers = `, s3rvers ${res.s3rverCpuSeconds} CPU-s, postgres ${res.postgresCpuSeconds} CPU-s`;
           const where = res.enqueueSeconds !== undefined ? `, enqueue ${res.enqueueSeconds} s, reconcile median ${res.reconcileMsMedian} ms (p90 ${res.reconcileMsP90})` : '';
           log(`${name} ${tool} run ${r + 1}: ${round(res.seconds, 2)} s, ${round(rate)} ${unit}, peak RSS ${res.peakRssMiB} MiB, ${res.cpuSeconds} CPU-s, load ${loadavg()[0].toFixed(1)}${servers}${where}`);
+          for (const st of res.statements ?? []) log(`  pgss ${st.calls} calls, exec ${st.execMs} ms (mean ${st.meanMs}), plan ${st.planMs} ms / ${st.plans}, ${st.rows} rows, ${st.blksHit} hit: ${st.query}`);
         }
       }
       const summary = {};
