@@ -11,7 +11,6 @@
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import OSS from 'ali-oss';
 import { startFaultProxy, type FaultProxy, type ProxyRequestInfo } from './support/fault-proxy.js';
 import { startOssServer, type OssServer } from './support/oss-server.js';
 import { ossEndpoint, s3Endpoint, startReplication, type ReplicationHarness } from './support/replication.js';
@@ -27,7 +26,6 @@ let oss: OssServer;
 let s3c: S3Client;
 let h: ReplicationHarness;
 const proxies: Record<'s3src' | 's3dst' | 'osssrc' | 'ossdst', FaultProxy> = {} as never;
-const ossClients = new Map<string, OSS>();
 
 t.before(async () => {
   s3 = await startS3Server({ buckets: ['isrc', 'sdst', 'sdst2', 'smarks'], minPartSize: PART });
@@ -90,19 +88,9 @@ t.teardown(async () => {
   await h?.close();
   s3c?.destroy();
   for (const p of Object.values(proxies)) await p?.close();
-  for (const c of ossClients.values()) (c as unknown as { agent?: { destroy(): void } }).agent?.destroy();
   await s3?.close();
   await oss?.close();
 });
-
-function ossClient(bucket: string): OSS {
-  let c = ossClients.get(bucket);
-  if (!c) {
-    c = new OSS({ region: 'oss-cn-hangzhou', endpoint: oss.endpoint, accessKeyId: oss.accessKeyId, accessKeySecret: oss.accessKeySecret, bucket, secure: false });
-    ossClients.set(bucket, c);
-  }
-  return c;
-}
 
 async function putS3(bucket: string, key: string, body: Buffer): Promise<string> {
   const r = await s3c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length }));
@@ -110,7 +98,7 @@ async function putS3(bucket: string, key: string, body: Buffer): Promise<string>
 }
 
 async function putOss(bucket: string, key: string, body: Buffer): Promise<void> {
-  await ossClient(bucket).put(key, body);
+  await oss.client(bucket).put(key, body);
 }
 
 async function getS3(bucket: string, key: string): Promise<Buffer | undefined> {

@@ -9,7 +9,6 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import OSS from 'ali-oss';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { startOssServer, type OssServer } from './support/oss-server.js';
 import { ossEndpoint, s3Endpoint, startReplication, type ReplicationHarness } from './support/replication.js';
@@ -26,7 +25,6 @@ let s3c: S3Client;
 let h: ReplicationHarness;
 let capProxy: FaultProxy;
 let holProxy: FaultProxy;
-const ossClients = new Map<string, OSS>();
 
 t.before(async () => {
   s3 = await startS3Server({ buckets: ['semsrc', 'semsize', 'semnone', 'archdst', 'restdst'], minPartSize: PART });
@@ -70,15 +68,6 @@ t.teardown(async () => {
   await s3?.close();
   await oss?.close();
 });
-
-function ossClient(bucket: string): OSS {
-  let c = ossClients.get(bucket);
-  if (!c) {
-    c = new OSS({ region: 'oss-cn-hangzhou', endpoint: oss.endpoint, accessKeyId: oss.accessKeyId, accessKeySecret: oss.accessKeySecret, bucket, secure: false });
-    ossClients.set(bucket, c);
-  }
-  return c;
-}
 
 async function putS3(bucket: string, key: string, body: Buffer): Promise<void> {
   await s3c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length }));
@@ -143,7 +132,7 @@ t.test('deletes', async (t) => {
   });
   t.test('a missing source bucket is an error, never "every key was deleted"', async (t) => {
     const key = 'any.txt';
-    await ossClient('semdst2').put(key, Buffer.from('precious'));
+    await oss.client('semdst2').put(key, Buffer.from('precious'));
     await h.enqueue('nobucket', key, 'removed');
     const row = await h.settled('nobucket', key);
     t.equal(row.status, 'failed');
@@ -177,7 +166,7 @@ t.test('compare modes', async (t) => {
 t.test('archived sources', async (t) => {
   const key = 'cold/archive.bin';
   const body = randomBytes(3 * PART);
-  await ossClient('archsrc').put(key, body, { headers: { 'x-oss-storage-class': 'Archive' } });
+  await oss.client('archsrc').put(key, body, { headers: { 'x-oss-storage-class': 'Archive' } });
   const restores = () => oss.requests.filter((r) => r.method === 'POST' && 'restore' in r.query && r.key === key).length;
 
   t.test('without restoreArchived: recorded archived, nothing copied, no restore requested', async (t) => {
@@ -208,7 +197,7 @@ t.test('archived sources', async (t) => {
 t.test('a new object is read with one GET (its answer is the head); an existing copy is checked with HEAD', async (t) => {
   const key = 'reads/new-object.bin';
   const body = randomBytes(40 * KIB);
-  await ossClient('archsrc').put(key, body, { headers: { 'Content-Type': 'application/x-new', 'x-oss-meta-origin': 'oss' } });
+  await oss.client('archsrc').put(key, body, { headers: { 'Content-Type': 'application/x-new', 'x-oss-meta-origin': 'oss' } });
   const sourceRequests = () => oss.requests.filter((r) => r.bucket === 'archsrc' && r.key === key).map((r) => r.method);
   const before = sourceRequests().length;
   await h.enqueue('arch', key);
@@ -306,7 +295,7 @@ t.test('a recorded multipart upload for a key that will not be copied is aborted
   await h.enqueue('keep', key);
   await h.settled('keep', key);
   // ...a crashed attempt left an upload for it, then the source went away.
-  const store = ossClient('semkeep');
+  const store = oss.client('semkeep');
   const { uploadId } = await store.initMultipartUpload(key);
   await h.uploads.insert({ uploadId, taskId: 'keep', key, destination: 'oss:semkeep', sourceEtag: 'gone', size: 1, partSize: PART });
   t.equal(oss.pendingUploads('semkeep'), 1);

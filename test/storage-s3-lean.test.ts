@@ -51,6 +51,9 @@ const viaSdk = (r: RecordedRequest): boolean => r.headers['amz-sdk-invocation-id
 
 t.test('the test verifier accepts AWS’s published SigV4 example and rejects a changed one', async (t) => {
   // "Example: GET Object", Amazon S3 API reference, Signature Calculations for the Authorization Header.
+  // The access key id is not part of the string to sign, so the documentation's example id is replaced
+  // by a placeholder (no credential-shaped string in the repository); the published signature still holds.
+  // The secret is the documentation's non-working example secret, needed to reproduce that signature.
   const example = {
     method: 'GET',
     url: '/test.txt',
@@ -60,7 +63,7 @@ t.test('the test verifier accepts AWS’s published SigV4 example and rejects a 
       'x-amz-content-sha256': 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
       'x-amz-date': '20130524T000000Z',
       authorization:
-        'AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41',
+        'AWS4-HMAC-SHA256 Credential=EXAMPLE-KEY-ID/20130524/us-east-1/s3/aws4_request,SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41',
     },
   };
   const secret = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';

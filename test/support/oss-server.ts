@@ -21,6 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import OSS from 'ali-oss';
 
 import { objectHeaders } from './oss-server-attributes.js';
 import { authenticate, type Credentials, type ResourceTarget, type SignedRequest } from './oss-server-auth.js';
@@ -61,6 +62,8 @@ export interface OssServer {
   ): { body: Buffer; headers: Record<string, string>; meta: Record<string, string>; etag: string; crc64: string } | undefined;
   /** Count of multipart uploads still in progress in a bucket (to assert "no orphans"). */
   pendingUploads(bucket: string): number;
+  /** An ali-oss client for `bucket` on this server (one per bucket, reused; its sockets are released by close()). */
+  client(bucket: string): OSS;
   close(): Promise<void>;
 }
 
@@ -182,6 +185,7 @@ export async function startOssServer(opts: StartOssServerOptions = {}): Promise<
     });
   });
   const { port } = server.address() as AddressInfo;
+  const clients = new Map<string, OSS>();
 
   return {
     endpoint: `http://127.0.0.1:${port}`,
@@ -206,7 +210,17 @@ export async function startOssServer(opts: StartOssServerOptions = {}): Promise<
     pendingUploads(bucket: string): number {
       return store.bucket(bucket)?.uploads.size ?? 0;
     },
+    client(bucket: string): OSS {
+      let c = clients.get(bucket);
+      if (!c) {
+        c = new OSS({ region: 'oss-cn-hangzhou', endpoint: `http://127.0.0.1:${port}`, accessKeyId: credentials.accessKeyId, accessKeySecret: credentials.accessKeySecret, bucket, secure: false });
+        clients.set(bucket, c);
+      }
+      return c;
+    },
     close(): Promise<void> {
+      for (const c of clients.values()) (c as unknown as { agent?: { destroy(): void } }).agent?.destroy();
+      clients.clear();
       return new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));
         // ali-oss keeps connections alive; without this close() would wait for them to idle out.
