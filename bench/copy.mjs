@@ -272,7 +272,6 @@ function rcloneEnv(src, dst) {
 
 async function runRclone({ srcEndpoint, dstEndpoint, srcPath, dstBucket, extraArgs }) {
   const args = ['copy', `SRC:${srcPath}`, `DST:${dstBucket}`, '--s3-no-check-bucket', '--stats=0', ...extraArgs];
-  if (PG_STAT_STATEMENTS) await pool.query('SELECT pg_stat_statements_reset()');
   const servers = serverCpuSeconds();
   const t0 = process.hrtime.bigint();
   const child = track(spawn('rclone', args, { env: rcloneEnv(srcEndpoint, dstEndpoint), stdio: ['ignore', 'inherit', 'inherit'] }));
