@@ -46,6 +46,27 @@ t.test('digest() can be called once only', async (t) => {
   t.throws(() => h.update(new Uint8Array(1)));
 });
 
+t.test('reused hashers start clean: interleaved hashers whose predecessors were digested, abandoned or are still open stay independent', async (t) => {
+  const inputs = Array.from({ length: 40 }, (_, i) => randomBytes(17 * i + 3));
+  // Round 1 leaves hashers behind in every state: digested (returned for reuse), abandoned mid-way, and open.
+  const open: Crc64[] = [];
+  for (const [i, buf] of inputs.entries()) {
+    const h = (await Crc64.create()).update(buf.subarray(0, buf.length >> 1));
+    if (i % 3 === 0) h.update(buf.subarray(buf.length >> 1)).digest();
+    else if (i % 3 === 1) open.push(h);
+    // i % 3 === 2: abandoned without a digest
+  }
+  // Round 2 runs on reused hashers, interleaved with each other and with the still-open ones.
+  const fresh = await Promise.all(inputs.map(() => Crc64.create()));
+  for (const [i, buf] of inputs.entries()) fresh[i]!.update(buf.subarray(0, 5));
+  for (const [i, buf] of inputs.entries()) fresh[i]!.update(buf.subarray(5));
+  for (const [i, buf] of inputs.entries()) t.equal(fresh[i]!.digest(), slowCrc64Xz(buf), `input ${i}`);
+  for (const [n, h] of open.entries()) {
+    const buf = inputs[3 * n + 1]!;
+    t.equal(h.update(buf.subarray(buf.length >> 1)).digest(), slowCrc64Xz(buf), `open hasher ${n} finished after the reuse`);
+  }
+});
+
 t.test('combine(crc(A), crc(B), len(B)) === crc(A||B), including empty parts', async (t) => {
   await fc.assert(
     fc.asyncProperty(fc.uint8Array({ maxLength: 4096 }), fc.uint8Array({ maxLength: 4096 }), async (a, b) => {

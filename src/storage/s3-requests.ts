@@ -120,6 +120,13 @@ export interface S3Exchange {
   /** Lower-case names; host, date, payload hash and authorization are added here. */
   headers: Record<string, string>;
   body?: Buffer;
+  /**
+   * A HEAD whose 404 is an answer, not a failure: send() resolves null instead
+   * of reading an error body and building an error (a new object's destination
+   * HEAD is the common case, once per copied object; the error path cost
+   * ≈ 0.07 ms of CPU each in the copy bench's profile).
+   */
+  missingOk?: boolean;
 }
 
 export interface S3RequestsOptions {
@@ -182,7 +189,9 @@ export class S3Requests {
    * caller consumes or destroys, rejects with S3ResponseError for an error
    * answer or the socket's error. Retried once as described above.
    */
-  async send(exchange: S3Exchange): Promise<IncomingMessage> {
+  send(exchange: S3Exchange & { missingOk: true }): Promise<IncomingMessage | null>;
+  send(exchange: S3Exchange): Promise<IncomingMessage>;
+  async send(exchange: S3Exchange): Promise<IncomingMessage | null> {
     const payloadHash =
       exchange.body === undefined || exchange.body.length === 0
         ? EMPTY_SHA256
@@ -221,7 +230,7 @@ export class S3Requests {
     return RETRY_ERROR_CODES.has(e.code ?? e.name ?? '') ? Math.random() * 200 : undefined;
   }
 
-  async #once(exchange: S3Exchange, path: string, target: string, payloadHash: string): Promise<IncomingMessage> {
+  async #once(exchange: S3Exchange, path: string, target: string, payloadHash: string): Promise<IncomingMessage | null> {
     const signed = await this.#signer.sign(
       {
         method: exchange.method,
@@ -237,6 +246,10 @@ export class S3Requests {
     const response = await this.#exchange(exchange.method, target, signed.headers, exchange.body);
     const status = response.statusCode ?? 0;
     if (status < 300) return response;
+    if (status === 404 && exchange.missingOk && exchange.method === 'HEAD') {
+      response.resume();
+      return null;
+    }
     throw await this.#errorFrom(response, status);
   }
 

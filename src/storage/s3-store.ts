@@ -421,6 +421,16 @@ export class S3Store implements ObjectStore {
     return headFields(res.headers);
   }
 
+  /** #headOutput, with a 404 answered as null where the lean path can (no error built); the SDK path still throws. */
+  async #headOrMissing(key: string, customerKey: Buffer | undefined): Promise<HeadOutput | null> {
+    const lean = await this.#leanPath();
+    if (!lean) return this.#headOutput(key, customerKey);
+    const res = await lean.send({ method: 'HEAD', key, headers: sseCustomerHeaders(customerKey), missingOk: true });
+    if (!res) return null;
+    res.resume();
+    return headFields(res.headers);
+  }
+
   /** GetObject: the body stream and Content-Range; errors as the SDK throws them, for s3Error. */
   async #getOutput(
     key: string,
@@ -486,10 +496,10 @@ export class S3Store implements ObjectStore {
   }
 
   async head(key: string, options: HeadOptions = {}): Promise<ObjectHead | null> {
-    let out;
+    let out: HeadOutput | null;
     try {
       // A caller that knows the object is SSE-C sends the key at once; the store's own key is a fallback.
-      out = await this.#headOutput(key, options.sseCustomerKey);
+      out = await this.#headOrMissing(key, options.sseCustomerKey);
     } catch (err) {
       const e = s3Error(err, 'HeadObject', this.#where(key));
       if (e.status === 404) {
@@ -501,6 +511,10 @@ export class S3Store implements ObjectStore {
         this.#rememberSseC(key, true);
       } else if (e.status === 403 && options.sseCustomerKey !== undefined) throw wrongCustomerKey(e, this.#where(key));
       else throw e;
+    }
+    if (out === null) {
+      await this.#checkBucketAfter404();
+      return null;
     }
     this.#bucketSeen = true;
     if (out.SSECustomerAlgorithm === undefined) this.#rememberSseC(key, false);
