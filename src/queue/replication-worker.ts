@@ -19,14 +19,15 @@
  * The same statement also says whether the key has an upload intent left
  * (upload-intents.ts), so a job needs no query of its own for that.
  *
- * Per object that leaves two round trips to PostgreSQL on success: the fetch
- * (shared by a batch) and one statement that records the status row, drops
- * the lease and completes the job together.
+ * Per object that leaves two statements on success: the fetch (shared by a
+ * batch) and a share of one statement that records the status rows, drops
+ * the leases and completes the jobs of every success that finished close
+ * to it (settle-batcher.ts).
  */
 import type PgBoss from 'pg-boss';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { statusUpsert, type ObjectStatusRepo, type StatusUpdate } from '../db/object-status-repo.js';
+import type { ObjectStatusRepo, StatusUpdate } from '../db/object-status-repo.js';
 import type { MultipartRepo } from '../db/multipart-repo.js';
 import type { ReplicationMetrics } from '../metrics.js';
 import { BufferPool, ByteBudget, Semaphore } from '../replication/byte-budget.js';
@@ -39,6 +40,7 @@ import { QUEUES, replicateSingletonKey, type ReplicateJob } from './boss.js';
 import type { LeaseKeeper } from './leases.js';
 import type { KeyFailureAlerts } from '../alerts/index.js';
 import { UploadIntents } from './upload-intents.js';
+import { SettleBatcher } from './settle-batcher.js';
 
 /** pg-boss's schema (queue/boss.ts). */
 const BOSS_SCHEMA = 'pgboss';
@@ -154,39 +156,6 @@ SELECT id, data, retry_count AS "retryCount", retry_limit AS "retryLimit",
                 WHERE i.task_id = COALESCE(started.data->>'taskId', '') AND i.key = COALESCE(started.data->>'key', '')) AS "intentPending"
   FROM started`;
 
-/**
- * Success in one statement: drop our lease and complete the job (what
- * pg-boss's complete() does), only while the lease is still ours.
- */
-const COMPLETE_SQL = `
-WITH lease AS (
-  DELETE FROM bb_job_leases WHERE job_id = $2 AND worker_id = $3 RETURNING job_id
-)
-UPDATE ${BOSS_SCHEMA}.job j
-   SET completed_on = now(), state = 'completed', output = $4::jsonb
-  FROM lease
- WHERE j.name = $1 AND j.id = lease.job_id AND j.state = 'active'
-RETURNING j.id`;
-
-/**
- * COMPLETE_SQL with the key's status row recorded in the same statement (one
- * round trip, and the row and the completion commit together). The upsert is
- * a CTE: it runs even when the lease was lost, as a separate record would.
- */
-const STATUS_PARAMS = 11;
-const COMPLETE_WITH_STATUS_SQL = `
-WITH status AS (
-  ${statusUpsert({ taskId: '', key: '', status: 'completed' }, 1).text}
-  RETURNING 1
-), lease AS (
-  DELETE FROM bb_job_leases WHERE job_id = $${STATUS_PARAMS + 2} AND worker_id = $${STATUS_PARAMS + 3} RETURNING job_id
-)
-UPDATE ${BOSS_SCHEMA}.job j
-   SET completed_on = now(), state = 'completed', output = $${STATUS_PARAMS + 4}::jsonb
-  FROM lease
- WHERE j.name = $${STATUS_PARAMS + 1} AND j.id = lease.job_id AND j.state = 'active'
-RETURNING j.id`;
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -213,6 +182,8 @@ export class ReplicationWorkers {
    * waiting for the next fetch's round trip. Handed back at shutdown.
    */
   private readonly ready: FetchedJob[] = [];
+  /** Writes the outcomes of successful jobs, many per statement. */
+  private readonly settler: SettleBatcher;
   /** Jobs whose copy has ended and whose outcome is being recorded (settle), by id. */
   private readonly settling = new Map<string, Promise<void>>();
   /** Jobs handed back to the queue at shutdown: their late outcome must not complete or fail them again. */
@@ -229,6 +200,13 @@ export class ReplicationWorkers {
     this.intents = new UploadIntents(deps.pool);
     this.budget = new ByteBudget(deps.memoryBudgetBytes);
     this.pool = new BufferPool(Math.min(POOLED_BYTES, deps.memoryBudgetBytes));
+    this.settler = new SettleBatcher(deps.pool, {
+      queue: QUEUES.replicate,
+      workerId: deps.leases.workerId,
+      patienceMs: SETTLE_PATIENCE_MS,
+      // Copies still running will finish soon: their outcomes can share a commit.
+      expectMore: () => this.inFlight.size > 0,
+    });
   }
 
   async start(): Promise<void> {
@@ -251,6 +229,8 @@ export class ReplicationWorkers {
    */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
+    // Outcomes from now on are written at once, and a failed write is not retried.
+    this.settler.stop();
     this.wakeAll();
     const waiting = this.ready.splice(0);
     if (waiting.length > 0) {
@@ -411,36 +391,33 @@ export class ReplicationWorkers {
 
   /**
    * Drop the job's lease and complete or fail it in pg-boss, atomically (one
-   * statement for success, one transaction for failure): a failed job may be
-   * fetched again the moment the failure commits, and its new lease must not
-   * be the one we delete. Retried: a lost
-   * outcome would leave the job active until its lease is swept or it expires.
+   * statement for success, shared with other jobs' successes by the settle
+   * batcher; one transaction per job for failure): a failed job may be fetched
+   * again the moment the failure commits, and its new lease must not be the
+   * one we delete. Retried: a lost outcome would leave the job active until
+   * its lease is swept or it expires.
    */
   private async settle(
     job: FetchedJob,
     outcome: ({ ok: true } & RunResult) | { ok: false; error: Classified },
   ): Promise<void> {
+    if (outcome.ok) {
+      try {
+        const result = await this.settler.submit({
+          jobId: job.id,
+          taskId: job.data.taskId,
+          key: job.data.key,
+          output: outcome.output,
+          ...(outcome.status ? { status: outcome.status } : {}),
+        });
+        if (result === 'lease-lost') this.deps.log.warn({ jobId: job.id }, 'job lease lost while running; outcome not recorded in the queue');
+      } catch (err) {
+        this.deps.log.error({ err, jobId: job.id }, 'could not record the job outcome; the job returns when its lease is swept or it expires');
+      }
+      return;
+    }
     const giveUpAt = Date.now() + SETTLE_PATIENCE_MS;
     for (let attempt = 1; ; attempt++) {
-      if (outcome.ok) {
-        try {
-          const complete = [QUEUES.replicate, job.id, this.deps.leases.workerId, JSON.stringify(outcome.output)];
-          const { rowCount } = await this.deps.pool.query(
-            outcome.status
-              ? { name: 'bb-replicate-complete-status', text: COMPLETE_WITH_STATUS_SQL, values: [...statusUpsert(outcome.status).values, ...complete] }
-              : { name: 'bb-replicate-complete', text: COMPLETE_SQL, values: complete },
-          );
-          if (rowCount === 0) this.deps.log.warn({ jobId: job.id }, 'job lease lost while running; outcome not recorded in the queue');
-          return;
-        } catch (err) {
-          if (Date.now() > giveUpAt || this.stopping) {
-            this.deps.log.error({ err, jobId: job.id }, 'could not record the job outcome; the job returns when its lease is swept or it expires');
-            return;
-          }
-          await sleep(Math.min(10_000, 250 * 2 ** attempt));
-          continue;
-        }
-      }
       let client: pg.PoolClient | undefined;
       let broken: Error | undefined;
       try {
