@@ -50,17 +50,14 @@ export interface ObjectListQuery {
 const SUCCESS: ReadonlySet<ObjectStatus> = new Set(['completed', 'in_sync', 'deleted', 'source_missing']);
 
 /**
- * The upsert that records one attempt's outcome (see ObjectStatusRepo.record),
- * with its parameters numbered from `$first`, so a caller can run it as a CTE of
- * a larger statement (the worker records a success and completes the job in one
- * round trip). The text depends only on `first`: it can be a prepared statement.
+ * What recording an attempt does to an existing row: one definition for the
+ * single-row upsert (statusUpsert) and the batched one (statusUpsertFrom), so
+ * the two can never drift apart. The attempt succeeded exactly when the insert
+ * set `completed_at` (both upserts set it only for a success), so that is what
+ * the update reads instead of a parameter: in the batched form every row
+ * carries its own flag and ON CONFLICT can only see the proposed row.
  */
-export function statusUpsert(u: StatusUpdate, first = 1): { text: string; values: unknown[] } {
-  const p = (i: number): string => `$${first + i - 1}`;
-  const text = `INSERT INTO bb_object_status AS s (task_id, key, status, attempts, bytes, source_etag, source_crc64, destination_etag,
-         duration_ms, last_error_code, last_error_message, completed_at)
-       VALUES (${p(1)}, ${p(2)}, ${p(3)}, 1, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ${p(8)}, ${p(9)}, ${p(10)}, CASE WHEN ${p(11)}::boolean THEN now() END)
-       ON CONFLICT (task_id, key) DO UPDATE SET
+const ON_CONFLICT_UPDATE = `ON CONFLICT (task_id, key) DO UPDATE SET
          status = EXCLUDED.status,
          attempts = CASE WHEN s.status = 'pending' THEN s.attempts + 1 ELSE 1 END,
          bytes = COALESCE(EXCLUDED.bytes, s.bytes),
@@ -68,10 +65,24 @@ export function statusUpsert(u: StatusUpdate, first = 1): { text: string; values
          source_crc64 = COALESCE(EXCLUDED.source_crc64, s.source_crc64),
          destination_etag = COALESCE(EXCLUDED.destination_etag, s.destination_etag),
          duration_ms = EXCLUDED.duration_ms,
-         last_error_code = CASE WHEN ${p(11)}::boolean THEN s.last_error_code ELSE EXCLUDED.last_error_code END,
-         last_error_message = CASE WHEN ${p(11)}::boolean THEN s.last_error_message ELSE EXCLUDED.last_error_message END,
+         last_error_code = CASE WHEN EXCLUDED.completed_at IS NOT NULL THEN s.last_error_code ELSE EXCLUDED.last_error_code END,
+         last_error_message = CASE WHEN EXCLUDED.completed_at IS NOT NULL THEN s.last_error_message ELSE EXCLUDED.last_error_message END,
          updated_at = now(),
-         completed_at = CASE WHEN ${p(11)}::boolean THEN now() ELSE s.completed_at END`;
+         completed_at = CASE WHEN EXCLUDED.completed_at IS NOT NULL THEN now() ELSE s.completed_at END`;
+
+const INSERT_COLUMNS = `task_id, key, status, attempts, bytes, source_etag, source_crc64, destination_etag,
+         duration_ms, last_error_code, last_error_message, completed_at`;
+
+/**
+ * The upsert that records one attempt's outcome (see ObjectStatusRepo.record),
+ * with its parameters numbered from `$first`, so a caller can run it as a CTE of
+ * a larger statement. The text depends only on `first`: it can be a prepared statement.
+ */
+export function statusUpsert(u: StatusUpdate, first = 1): { text: string; values: unknown[] } {
+  const p = (i: number): string => `$${first + i - 1}`;
+  const text = `INSERT INTO bb_object_status AS s (${INSERT_COLUMNS})
+       VALUES (${p(1)}, ${p(2)}, ${p(3)}, 1, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ${p(8)}, ${p(9)}, ${p(10)}, CASE WHEN ${p(11)}::boolean THEN now() END)
+       ${ON_CONFLICT_UPDATE}`;
   return {
     text,
     values: [
@@ -87,6 +98,75 @@ export function statusUpsert(u: StatusUpdate, first = 1): { text: string; values
       u.errorMessage ?? null,
       SUCCESS.has(u.status),
     ],
+  };
+}
+
+/**
+ * The same upsert for many rows in one statement: `rows` is a relation (a CTE
+ * name or a parenthesised subquery with an alias-free select list) with the
+ * columns task_id, key, status, bytes, source_etag, source_crc64,
+ * destination_etag, duration_ms, error_code, error_message, success (the
+ * arrays of statusColumns()). Per row it does exactly what statusUpsert does.
+ *
+ * Two rows of one (task_id, key) must not be in `rows`: ON CONFLICT DO UPDATE
+ * cannot touch a row twice in one statement (the statement fails, SQLSTATE
+ * 21000). The rows are inserted in (task_id, key) order, so two such
+ * statements running at once (two processes) lock common keys in the same
+ * order and cannot deadlock on them.
+ */
+export function statusUpsertFrom(rows: string): string {
+  return `INSERT INTO bb_object_status AS s (${INSERT_COLUMNS})
+       SELECT r.task_id, r.key, r.status, 1, r.bytes, r.source_etag, r.source_crc64, r.destination_etag,
+              r.duration_ms, r.error_code, r.error_message, CASE WHEN r.success THEN now() END
+         FROM ${rows} r
+        ORDER BY r.task_id, r.key
+       ${ON_CONFLICT_UPDATE}`;
+}
+
+/** The columns statusUpsertFrom reads, as parallel arrays (for unnest), one entry per update; `undefined` entries are rows without a status (NULLs). */
+export interface StatusColumns {
+  task_id: (string | null)[];
+  key: (string | null)[];
+  status: (string | null)[];
+  bytes: (number | null)[];
+  source_etag: (string | null)[];
+  source_crc64: (string | null)[];
+  destination_etag: (string | null)[];
+  duration_ms: (number | null)[];
+  error_code: (string | null)[];
+  error_message: (string | null)[];
+  success: (boolean | null)[];
+}
+
+/** SQL types of StatusColumns, in its order (for `unnest($n::type[], ...)`). */
+export const STATUS_COLUMN_TYPES: readonly [keyof StatusColumns, string][] = [
+  ['task_id', 'text'],
+  ['key', 'text'],
+  ['status', 'text'],
+  ['bytes', 'bigint'],
+  ['source_etag', 'text'],
+  ['source_crc64', 'text'],
+  ['destination_etag', 'text'],
+  ['duration_ms', 'int'],
+  ['error_code', 'text'],
+  ['error_message', 'text'],
+  ['success', 'boolean'],
+];
+
+export function statusColumns(updates: readonly (StatusUpdate | undefined)[]): StatusColumns {
+  const pick = <T>(f: (u: StatusUpdate) => T | undefined): (T | null)[] => updates.map((u) => (u === undefined ? null : (f(u) ?? null)));
+  return {
+    task_id: pick((u) => u.taskId),
+    key: pick((u) => u.key),
+    status: pick((u) => u.status),
+    bytes: pick((u) => u.bytes),
+    source_etag: pick((u) => u.sourceEtag),
+    source_crc64: pick((u) => u.sourceCrc64),
+    destination_etag: pick((u) => u.destinationEtag),
+    duration_ms: pick((u) => u.durationMs),
+    error_code: pick((u) => u.errorCode),
+    error_message: pick((u) => u.errorMessage),
+    success: pick((u) => SUCCESS.has(u.status)),
   };
 }
 

@@ -19,14 +19,16 @@
  * The same statement also says whether the key has an upload intent left
  * (upload-intents.ts), so a job needs no query of its own for that.
  *
- * Per object that leaves two round trips to PostgreSQL on success: the fetch
- * (shared by a batch) and one statement that records the status row, drops
- * the lease and completes the job together.
+ * Per object that leaves a share of two statements on success: a fetch takes
+ * several jobs at once (the dispatcher keeps jobs ready ahead of the slots and
+ * tops them up in batches, see dispatch()), and the outcomes of jobs that
+ * finish close together are written by one statement that records their
+ * status rows, drops their leases and completes them (settle-batcher.ts).
  */
 import type PgBoss from 'pg-boss';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { statusUpsert, type ObjectStatusRepo, type StatusUpdate } from '../db/object-status-repo.js';
+import type { ObjectStatusRepo, StatusUpdate } from '../db/object-status-repo.js';
 import type { MultipartRepo } from '../db/multipart-repo.js';
 import type { ReplicationMetrics } from '../metrics.js';
 import { BufferPool, ByteBudget, Semaphore } from '../replication/byte-budget.js';
@@ -39,6 +41,7 @@ import { QUEUES, replicateSingletonKey, type ReplicateJob } from './boss.js';
 import type { LeaseKeeper } from './leases.js';
 import type { KeyFailureAlerts } from '../alerts/index.js';
 import { UploadIntents } from './upload-intents.js';
+import { SettleBatcher, type SettleBatchStats } from './settle-batcher.js';
 
 /** pg-boss's schema (queue/boss.ts). */
 const BOSS_SCHEMA = 'pgboss';
@@ -154,39 +157,6 @@ SELECT id, data, retry_count AS "retryCount", retry_limit AS "retryLimit",
                 WHERE i.task_id = COALESCE(started.data->>'taskId', '') AND i.key = COALESCE(started.data->>'key', '')) AS "intentPending"
   FROM started`;
 
-/**
- * Success in one statement: drop our lease and complete the job (what
- * pg-boss's complete() does), only while the lease is still ours.
- */
-const COMPLETE_SQL = `
-WITH lease AS (
-  DELETE FROM bb_job_leases WHERE job_id = $2 AND worker_id = $3 RETURNING job_id
-)
-UPDATE ${BOSS_SCHEMA}.job j
-   SET completed_on = now(), state = 'completed', output = $4::jsonb
-  FROM lease
- WHERE j.name = $1 AND j.id = lease.job_id AND j.state = 'active'
-RETURNING j.id`;
-
-/**
- * COMPLETE_SQL with the key's status row recorded in the same statement (one
- * round trip, and the row and the completion commit together). The upsert is
- * a CTE: it runs even when the lease was lost, as a separate record would.
- */
-const STATUS_PARAMS = 11;
-const COMPLETE_WITH_STATUS_SQL = `
-WITH status AS (
-  ${statusUpsert({ taskId: '', key: '', status: 'completed' }, 1).text}
-  RETURNING 1
-), lease AS (
-  DELETE FROM bb_job_leases WHERE job_id = $${STATUS_PARAMS + 2} AND worker_id = $${STATUS_PARAMS + 3} RETURNING job_id
-)
-UPDATE ${BOSS_SCHEMA}.job j
-   SET completed_on = now(), state = 'completed', output = $${STATUS_PARAMS + 4}::jsonb
-  FROM lease
- WHERE j.name = $${STATUS_PARAMS + 1} AND j.id = lease.job_id AND j.state = 'active'
-RETURNING j.id`;
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -195,6 +165,49 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * (hours), so wait out any ordinary outage (a restart, a failover) instead.
  */
 const SETTLE_PATIENCE_MS = 30 * 60_000;
+
+/**
+ * Jobs kept fetched ahead of the slots (see readyTarget): as many as keep a
+ * fetched job waiting about this long on average before a slot takes it, at
+ * least 1, at most the concurrency and MAX_READY. Until copies have been timed,
+ * a quarter of the slots.
+ */
+const READY_WAIT_MS = 500;
+const MAX_READY = 64;
+
+/**
+ * How many jobs to keep fetched (and leased) ahead of `concurrency` slots when
+ * a slot is held `slotMs` on average (undefined: not measured yet).
+ *
+ * Fairness between processes: a ready job is leased, so no other process can
+ * take it, even one with idle slots. The cost to the others is how long a job
+ * waits here: a job leaves the ready list at the rate slots free up
+ * (concurrency / slotMs), so a list of n waits n × slotMs / concurrency (Little);
+ * bounding that by READY_WAIT_MS keeps the list at the concurrency for small
+ * objects (where fetches per object are what PostgreSQL pays for) and at 1–2
+ * jobs for copies of many seconds (where one fetch per object costs nothing
+ * and hoarding would keep a big object from an idle process for a whole copy).
+ */
+export function readyTarget(concurrency: number, slotMs: number | undefined): number {
+  const bound = Math.max(1, Math.min(concurrency, MAX_READY));
+  if (slotMs === undefined) return Math.min(bound, Math.ceil(concurrency / 4));
+  return Math.max(1, Math.min(bound, Math.floor((concurrency * READY_WAIT_MS) / Math.max(1, slotMs))));
+}
+
+/** Counters of the dispatch loop and the settle batcher (for tests; real counts, not estimates). */
+export interface WorkerStats {
+  /** Fetch statements run, and the jobs they returned. */
+  fetches: number;
+  fetchedJobs: number;
+  /** Fetches that returned no job. */
+  emptyFetches: number;
+  /** Fetches made below the batch threshold because a slot was free with no job ready. */
+  starvedFetches: number;
+  /** Jobs currently kept ready ahead of the slots (target), and ready now. */
+  readyTarget: number;
+  ready: number;
+  settle: SettleBatchStats;
+}
 
 /** Idle upload buffers kept for reuse, at most; dropped when the process has had no job for a while. */
 const POOLED_BYTES = 64 * 1024 * 1024;
@@ -208,11 +221,17 @@ export class ReplicationWorkers {
   private readonly activeByTask = new Map<string, number>();
   private readonly inFlight = new Map<string, Running>();
   /**
-   * Jobs fetched (and leased) ahead of a free slot, at most a quarter of the
-   * slots: a finished copy's slot goes to one of them at once instead of
-   * waiting for the next fetch's round trip. Handed back at shutdown.
+   * Jobs fetched (and leased) ahead of a free slot, up to readyTarget(): a
+   * finished copy's slot goes to one of them at once instead of waiting for
+   * the next fetch's round trip, and the list is topped up in batches, not one
+   * fetch per finished job. Handed back at shutdown.
    */
   private readonly ready: FetchedJob[] = [];
+  /** Average time a job holds its slot (exponentially weighted), for readyTarget(); undefined until one finished. */
+  private slotMs?: number;
+  private readonly counts = { fetches: 0, fetchedJobs: 0, emptyFetches: 0, starvedFetches: 0 };
+  /** Writes the outcomes of successful jobs, many per statement. */
+  private readonly settler: SettleBatcher;
   /** Jobs whose copy has ended and whose outcome is being recorded (settle), by id. */
   private readonly settling = new Map<string, Promise<void>>();
   /** Jobs handed back to the queue at shutdown: their late outcome must not complete or fail them again. */
@@ -229,6 +248,13 @@ export class ReplicationWorkers {
     this.intents = new UploadIntents(deps.pool);
     this.budget = new ByteBudget(deps.memoryBudgetBytes);
     this.pool = new BufferPool(Math.min(POOLED_BYTES, deps.memoryBudgetBytes));
+    this.settler = new SettleBatcher(deps.pool, {
+      queue: QUEUES.replicate,
+      workerId: deps.leases.workerId,
+      patienceMs: SETTLE_PATIENCE_MS,
+      // Copies still running will finish soon: their outcomes can share a commit.
+      expectMore: () => this.inFlight.size > 0,
+    });
   }
 
   async start(): Promise<void> {
@@ -244,6 +270,10 @@ export class ReplicationWorkers {
     return this.budget.inUse;
   }
 
+  stats(): WorkerStats {
+    return { ...this.counts, readyTarget: this.readyAhead(), ready: this.ready.length, settle: this.settler.stats() };
+  }
+
   /**
    * Stop fetching, give in-flight jobs `graceMs` to finish, then stop their
    * copies and hand them back to the queue so another process (or the next
@@ -251,6 +281,8 @@ export class ReplicationWorkers {
    */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
+    // Outcomes from now on are written at once, and a failed write is not retried.
+    this.settler.stop();
     this.wakeAll();
     const waiting = this.ready.splice(0);
     if (waiting.length > 0) {
@@ -308,23 +340,37 @@ export class ReplicationWorkers {
     while (!this.stopping && this.ready.length > 0 && this.inFlight.size < this.deps.concurrency) void this.execute(this.ready.shift()!);
   }
 
+  private readyAhead(): number {
+    return readyTarget(this.deps.concurrency, this.slotMs);
+  }
+
   /**
-   * One fetch loop for the process: keep every slot busy and a few jobs ready
-   * behind them, taking as many as are missing in one statement; when none is
-   * ready, poll.
+   * One fetch loop for the process: keep every slot busy and up to
+   * readyTarget() jobs ready behind them, taking as many as are missing in one
+   * statement; when none is ready, poll.
+   *
+   * Each fetch reads and sorts every queued job (bench/README.md "## Copy"),
+   * so what it costs PostgreSQL per object is one fetch divided by the jobs it
+   * takes. Fetching whenever one job is missing took ≈ 2.3 per fetch; now the
+   * ready list is topped up only once at least half of it is missing, so a
+   * fetch takes at least that many while the queue lasts. Never at the cost of
+   * an idle slot: with a slot free and nothing ready, fetch at once.
    */
   private async dispatch(): Promise<void> {
     const pollMs = this.deps.pollIntervalMs ?? 500;
-    const ahead = Math.ceil(this.deps.concurrency / 4);
     while (!this.stopping) {
       this.startReady();
+      const ahead = this.readyAhead();
       const want = this.deps.concurrency + ahead - this.inFlight.size - this.ready.length;
-      if (want <= 0) {
+      // startReady() just ran: a free slot means nothing is ready.
+      const starving = this.inFlight.size < this.deps.concurrency;
+      if (want <= 0 || (!starving && want < Math.ceil(ahead / 2))) {
         await this.pause(pollMs);
         continue;
       }
       let jobs: FetchedJob[] = [];
       try {
+        if (starving && want < Math.ceil(ahead / 2)) this.counts.starvedFetches++;
         jobs = await this.fetch(want);
       } catch (err) {
         this.deps.log.warn({ err }, 'fetching replication jobs failed');
@@ -340,14 +386,24 @@ export class ReplicationWorkers {
     }
   }
 
-  /** Tasks this process should not take more jobs of right now (at their copy cap). */
+  /**
+   * Tasks this process should not take more jobs of right now: running plus
+   * ready jobs at the task's copy cap, so no slot is ever taken by a job that
+   * would only wait for its task's limiter.
+   *
+   * A cap of at least the concurrency cannot bind in this process (its slots
+   * bound the copies first), so it is not applied: counting ready jobs toward
+   * it would only stop fetching ahead whenever every slot runs that task, which
+   * with the defaults (16 slots, a cap of 16) is always, and made every fetch
+   * take just the one or two jobs whose slots had freed.
+   */
   private saturatedTasks(): string[] {
     const out: string[] = [];
     const counts = new Map(this.activeByTask);
     for (const job of this.ready) counts.set(job.data.taskId, (counts.get(job.data.taskId) ?? 0) + 1);
     for (const [taskId, n] of counts) {
       const max = this.deps.tasks.get(taskId)?.options.maxConcurrentCopies;
-      if (max !== undefined && n >= max) out.push(taskId);
+      if (max !== undefined && max < this.deps.concurrency && n >= max) out.push(taskId);
     }
     return out;
   }
@@ -359,6 +415,9 @@ export class ReplicationWorkers {
         text: FETCH_SQL,
         values: [QUEUES.replicate, this.deps.leases.workerId, this.saturatedTasks(), limit],
       });
+      this.counts.fetches++;
+      this.counts.fetchedJobs += rows.length;
+      if (rows.length === 0) this.counts.emptyFetches++;
       return rows;
     } catch (err) {
       // Two processes took the two queued jobs of one key at once: the one-active-per-key index refused the second.
@@ -375,6 +434,7 @@ export class ReplicationWorkers {
     let settle!: () => void;
     const done = new Promise<void>((r) => (settle = r));
     this.inFlight.set(job.id, { job, abort, done });
+    const slotStarted = Date.now();
     let outcome: ({ ok: true } & RunResult) | { ok: false; error: Classified };
     try {
       try {
@@ -389,6 +449,8 @@ export class ReplicationWorkers {
       const n = (this.activeByTask.get(taskId) ?? 1) - 1;
       if (n <= 0) this.activeByTask.delete(taskId);
       else this.activeByTask.set(taskId, n);
+      const held = Date.now() - slotStarted;
+      this.slotMs = this.slotMs === undefined ? held : this.slotMs + (held - this.slotMs) / 8;
       this.settling.set(job.id, done);
       this.inFlight.delete(job.id);
       this.startReady();
@@ -411,36 +473,33 @@ export class ReplicationWorkers {
 
   /**
    * Drop the job's lease and complete or fail it in pg-boss, atomically (one
-   * statement for success, one transaction for failure): a failed job may be
-   * fetched again the moment the failure commits, and its new lease must not
-   * be the one we delete. Retried: a lost
-   * outcome would leave the job active until its lease is swept or it expires.
+   * statement for success, shared with other jobs' successes by the settle
+   * batcher; one transaction per job for failure): a failed job may be fetched
+   * again the moment the failure commits, and its new lease must not be the
+   * one we delete. Retried: a lost outcome would leave the job active until
+   * its lease is swept or it expires.
    */
   private async settle(
     job: FetchedJob,
     outcome: ({ ok: true } & RunResult) | { ok: false; error: Classified },
   ): Promise<void> {
+    if (outcome.ok) {
+      try {
+        const result = await this.settler.submit({
+          jobId: job.id,
+          taskId: job.data.taskId,
+          key: job.data.key,
+          output: outcome.output,
+          ...(outcome.status ? { status: outcome.status } : {}),
+        });
+        if (result === 'lease-lost') this.deps.log.warn({ jobId: job.id }, 'job lease lost while running; outcome not recorded in the queue');
+      } catch (err) {
+        this.deps.log.error({ err, jobId: job.id }, 'could not record the job outcome; the job returns when its lease is swept or it expires');
+      }
+      return;
+    }
     const giveUpAt = Date.now() + SETTLE_PATIENCE_MS;
     for (let attempt = 1; ; attempt++) {
-      if (outcome.ok) {
-        try {
-          const complete = [QUEUES.replicate, job.id, this.deps.leases.workerId, JSON.stringify(outcome.output)];
-          const { rowCount } = await this.deps.pool.query(
-            outcome.status
-              ? { name: 'bb-replicate-complete-status', text: COMPLETE_WITH_STATUS_SQL, values: [...statusUpsert(outcome.status).values, ...complete] }
-              : { name: 'bb-replicate-complete', text: COMPLETE_SQL, values: complete },
-          );
-          if (rowCount === 0) this.deps.log.warn({ jobId: job.id }, 'job lease lost while running; outcome not recorded in the queue');
-          return;
-        } catch (err) {
-          if (Date.now() > giveUpAt || this.stopping) {
-            this.deps.log.error({ err, jobId: job.id }, 'could not record the job outcome; the job returns when its lease is swept or it expires');
-            return;
-          }
-          await sleep(Math.min(10_000, 250 * 2 ** attempt));
-          continue;
-        }
-      }
       let client: pg.PoolClient | undefined;
       let broken: Error | undefined;
       try {
