@@ -11,9 +11,19 @@
  * the median of --runs runs is reported (BENCH-NOTES: runs vary by ~±8%).
  *
  * BucketBridge runs as the real service (node dist/main.js) on a PostgreSQL
- * started by this script; the keys are queued with the same durable enqueue
- * intake uses and the clock stops when every status row says `completed`, so
- * the figure includes the queue, the leases and the status rows, not only the
+ * started by this script, fed in one of two ways (--feeds, each its own run):
+ *   keys   the keys are queued with the same durable enqueue intake uses (as
+ *          events would): the key list comes for free;
+ *   scan   the service is asked for a reconciliation scan of the task through
+ *          its admin API (POST /admin/tasks/bench/scans, an HS256 token minted
+ *          with jose for a random BB_ADMIN_JWT_SECRET given to the child): it
+ *          lists both buckets, merge-joins them and queues the differences —
+ *          what `rclone copy` does, so the like-for-like comparison. The clock
+ *          starts at the request, so it includes the scan worker picking the
+ *          scan up (pg-boss polls the bb-scan queue every 2 s), the listings,
+ *          the comparison and the queueing.
+ * Either way the clock stops when every status row says `completed`, so the
+ * figure includes the queue, the leases and the status rows, not only the
  * bytes. rclone (Debian's 1.60) copies with matched settings: the same part
  * size and parts in flight for the big object (--s3-chunk-size,
  * --s3-upload-concurrency), the same number of objects in flight for the small
@@ -23,8 +33,9 @@
  *
  * Also per run: the CPU seconds of both s3rver processes and of PostgreSQL
  * (the work each tool makes the servers do, which on 2 shared cores is
- * throughput too), and for BucketBridge the enqueue time and the median / p90
- * of a job's own reconcile time.
+ * throughput too), and for BucketBridge the enqueue time (keys) or the scan's
+ * wait for a worker and its own time (scan), and the median / p90 of a job's
+ * own reconcile time.
  *
  * Run: `npm run bench -- copy` (builds dist/ first), or `node bench/copy.mjs`
  * after a build. Options (flag or env):
@@ -38,6 +49,8 @@
  *   --big-source=S        BENCH_COPY_BIG_SOURCE        (single)  single | multipart upload of the big source
  *   --phases=L            BENCH_COPY_PHASES            (crc,big,small)
  *   --tools=L             BENCH_COPY_TOOLS             (rclone,bucketbridge)
+ *   --feeds=L             BENCH_COPY_FEEDS             (keys,scan)  how BucketBridge gets the keys (above);
+ *                         one BucketBridge run per feed, reported as `bucketbridge (keys)` / `bucketbridge (scan)`
  *   --out=DIR             BENCH_OUT                    (bench/results)
  *   --profile-dir=DIR     BENCH_COPY_PROFILE_DIR       write a V8 CPU profile of each service run there
  *   --pg-stat-statements=1  BENCH_PG_STAT_STATEMENTS   load pg_stat_statements (a restart of the
@@ -71,6 +84,10 @@ const PART_MIB = Number(option('part-mib', 'BENCH_COPY_PART_MIB', '8'));
 const PART_CONCURRENCY = Number(option('part-concurrency', 'BENCH_COPY_PART_CONCURRENCY', '4'));
 const PHASES = option('phases', 'BENCH_COPY_PHASES', 'crc,big,small').split(',');
 const TOOLS = option('tools', 'BENCH_COPY_TOOLS', 'rclone,bucketbridge').split(',');
+const FEEDS = option('feeds', 'BENCH_COPY_FEEDS', 'keys,scan').split(',');
+for (const f of FEEDS) if (f !== 'keys' && f !== 'scan') throw new Error(`--feeds: unknown feed ${f} (keys, scan)`);
+/** What runs in each round: rclone, and BucketBridge once per feed. */
+const RUNNERS = TOOLS.flatMap((tool) => (tool === 'bucketbridge' ? FEEDS.map((feed) => ({ tool, feed, name: `bucketbridge (${feed})` })) : [{ tool, name: tool }]));
 const OUT = resolve(option('out', 'BENCH_OUT', join(ROOT, 'bench/results')));
 const PROFILE_DIR = option('profile-dir', 'BENCH_COPY_PROFILE_DIR', '');
 /** single: one PUT (an MD5 ETag, which BucketBridge checks the bytes read against); multipart: 8 MiB parts (no whole-object MD5 to check). */
@@ -92,6 +109,7 @@ const { startEmbeddedPostgres, freePort } = await import('../dist/db/embedded.js
 const { createPool } = await import('../dist/db/pool.js');
 const { startBoss, DEFAULT_QUEUE_SETTINGS } = await import('../dist/queue/boss.js');
 const { enqueueReplications } = await import('../dist/queue/enqueue.js');
+const { mintAdminToken } = await import('../dist/auth/admin-jwt.js');
 const { createLogger } = await import('../dist/logger.js');
 const { Crc64 } = await import('../dist/storage/crc64.js');
 const { S3Client, PutObjectCommand, CreateBucketCommand, HeadObjectCommand, CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand } = await import('@aws-sdk/client-s3');
@@ -288,7 +306,20 @@ async function runRclone({ srcEndpoint, dstEndpoint, srcPath, dstBucket, extraAr
 let pg;
 let dbCounter = 0;
 
-async function runBucketBridge({ srcEndpoint, dstEndpoint, srcBucket, dstBucket, keys, taskOptions, workerConcurrency }) {
+/** Admin API calls to the service, with a read+write token for `secret` (HS256, minted with jose as `bucketbridge token` does). */
+async function adminClient(base, secret) {
+  const token = await mintAdminToken({ secret, scopes: ['bb:read', 'bb:write'], ttlSeconds: 3600, subject: 'bench-copy' });
+  return async (method, path, body) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    return { status: res.status, body: await res.json() };
+  };
+}
+
+async function runBucketBridge({ feed, srcEndpoint, dstEndpoint, srcBucket, dstBucket, keys, taskOptions, workerConcurrency }) {
   const dbName = `bbcopy_${process.pid}_${dbCounter++}`;
   const admin = createPool(pg.connectionString, 1);
   await admin.query(`CREATE DATABASE ${dbName}`);
@@ -314,6 +345,8 @@ async function runBucketBridge({ srcEndpoint, dstEndpoint, srcBucket, dstBucket,
     }),
   );
   const port = await freePort();
+  // A fresh admin secret per run (never a fixed one): the scan feed starts its scan through the admin API.
+  const adminSecret = randomBytes(32).toString('hex');
   const child = track(
     spawn(process.execPath, [...(PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${resolve(PROFILE_DIR)}`] : []), 'dist/main.js'], {
       cwd: ROOT,
@@ -325,6 +358,7 @@ async function runBucketBridge({ srcEndpoint, dstEndpoint, srcBucket, dstBucket,
         BB_CONFIG: configPath,
         BB_DATA_DIR: join(dir, 'data'),
         BB_WORKER_CONCURRENCY: String(workerConcurrency),
+        BB_ADMIN_JWT_SECRET: adminSecret,
         LOG_LEVEL: 'warn',
         BENCH_AK: 'S3RVER',
         BENCH_SK: 'S3RVER',
@@ -342,22 +376,32 @@ async function runBucketBridge({ srcEndpoint, dstEndpoint, srcBucket, dstBucket,
     await sleep(100);
   }
   const pool = createPool(dbUrl, 2);
-  const boss = await startBoss(dbUrl, createLogger('silent'), DEFAULT_QUEUE_SETTINGS, { supervise: false, schedule: false });
+  const boss = feed === 'keys' ? await startBoss(dbUrl, createLogger('silent'), DEFAULT_QUEUE_SETTINGS, { supervise: false, schedule: false }) : undefined;
+  const api = await adminClient(`http://127.0.0.1:${port}`, adminSecret);
   const startRssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0);
   const rss = rssSampler(child.pid);
   if (PG_STAT_STATEMENTS) await pool.query('SELECT pg_stat_statements_reset()');
   const servers = serverCpuSeconds();
   const t0 = process.hrtime.bigint();
-  for (let i = 0; i < keys.length; i += 1000) {
-    await enqueueReplications(
-      boss,
-      pool,
-      keys.slice(i, i + 1000).map((key) => ({ taskId: 'bench', key, trigger: 'event', kind: 'created' })),
-    );
+  let enqueueSeconds;
+  let scanId;
+  if (feed === 'keys') {
+    for (let i = 0; i < keys.length; i += 1000) {
+      await enqueueReplications(
+        boss,
+        pool,
+        keys.slice(i, i + 1000).map((key) => ({ taskId: 'bench', key, trigger: 'event', kind: 'created' })),
+      );
+    }
+    enqueueSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  } else {
+    // The task's whole scope: the source bucket against the (fresh, empty) destination bucket.
+    const res = await api('POST', '/admin/tasks/bench/scans', {});
+    if (res.status !== 202) throw new Error(`scan request answered ${res.status}: ${JSON.stringify(res.body)}`);
+    scanId = res.body.id;
   }
-  const enqueueSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
   let done = 0;
-  for (;;) {
+  for (let i = 1; ; i++) {
     const { rows } = await pool.query(
       `SELECT count(*) FILTER (WHERE status = 'completed')::int AS done, count(*) FILTER (WHERE status = 'failed')::int AS failed
          FROM bb_object_status WHERE task_id = 'bench'`,
@@ -365,11 +409,39 @@ async function runBucketBridge({ srcEndpoint, dstEndpoint, srcBucket, dstBucket,
     done = rows[0].done;
     if (rows[0].failed > 0) throw new Error(`${rows[0].failed} objects failed`);
     if (done >= keys.length) break;
+    if (scanId !== undefined && i % 20 === 0) {
+      // A scan that failed would leave this loop waiting for ever.
+      const { rows: sc } = await pool.query('SELECT state, error FROM bb_scans WHERE id = $1', [scanId]);
+      if (sc[0] && ['failed', 'cancelled', 'skipped'].includes(sc[0].state)) throw new Error(`scan ${sc[0].state}: ${sc[0].error}`);
+    }
     await sleep(keys.length > 1 ? 100 : 50);
   }
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const mem = rss.stop();
   const serverCpu = serverCpuSince(servers);
+  let scan;
+  if (scanId !== undefined) {
+    // The scan's record is finished just after its last flush; its last jobs may be copied before that is written.
+    let rec;
+    for (let i = 0; ; i++) {
+      rec = (await api('GET', `/admin/tasks/bench/scans/${scanId}`)).body;
+      if (rec.state !== 'queued' && rec.state !== 'running') break;
+      if (i > 300) throw new Error(`scan ${scanId} still ${rec.state}`);
+      await sleep(100);
+    }
+    if (rec.state !== 'completed') throw new Error(`scan ${rec.state}: ${rec.error}`);
+    if (rec.differences.missing !== keys.length) throw new Error(`scan found ${rec.differences.missing} missing keys, expected ${keys.length}`);
+    const at = (x) => new Date(x).getTime();
+    scan = {
+      // From the request to a bb-scan worker claiming it: pg-boss's polling of the scan queue.
+      waitSeconds: round((at(rec.startedAt) - at(rec.createdAt)) / 1000, 2),
+      // Listing both buckets, merge-join, comparison, queueing the jobs (copies already run meanwhile).
+      runSeconds: round((at(rec.finishedAt) - at(rec.startedAt)) / 1000, 2),
+      listRequests: rec.listed.requests,
+      missing: rec.differences.missing,
+      jobsQueued: rec.jobs.queued,
+    };
+  }
   // Where the time went: a job's own reconcile (HEADs, GET, PUT) against the whole run.
   const { rows: spent } = await pool.query(
     `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS median, percentile_cont(0.9) WITHIN GROUP (ORDER BY duration_ms) AS p90
@@ -386,7 +458,7 @@ async function runBucketBridge({ srcEndpoint, dstEndpoint, srcBucket, dstBucket,
     );
     statements = rows;
   }
-  await boss.stop({ graceful: false, wait: true, timeout: 2000 });
+  await boss?.stop({ graceful: false, wait: true, timeout: 2000 });
   await pool.end();
   child.kill('SIGTERM');
   await new Promise((res) => child.on('exit', res));
@@ -396,7 +468,9 @@ async function runBucketBridge({ srcEndpoint, dstEndpoint, srcBucket, dstBucket,
     ...mem,
     startRssMiB: round(startRssKb / 1024),
     ...serverCpu,
-    enqueueSeconds: round(enqueueSeconds, 2),
+    feed,
+    ...(enqueueSeconds !== undefined ? { enqueueSeconds: round(enqueueSeconds, 2) } : {}),
+    ...(scan ? { scan } : {}),
     reconcileMsMedian: round(Number(spent[0].median), 1),
     reconcileMsP90: round(Number(spent[0].p90), 1),
     ...(statements ? { statements } : {}),
@@ -409,7 +483,7 @@ const results = {
   when: new Date().toISOString(),
   machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: round(totalmem() / 1024 ** 3), kernel: release(), node: process.version },
   rclone: spawnSync('rclone', ['version'], { encoding: 'utf8' }).stdout?.split('\n')[0] ?? 'not installed',
-  settings: { runs: RUNS, bigSource: BIG_SOURCE, bigMiB: BIG_MIB, smallCount: SMALL_COUNT, smallKiB: SMALL_KIB, transfers: TRANSFERS, partMiB: PART_MIB, partConcurrency: PART_CONCURRENCY },
+  settings: { runs: RUNS, feeds: FEEDS, bigSource: BIG_SOURCE, bigMiB: BIG_MIB, smallCount: SMALL_COUNT, smallKiB: SMALL_KIB, transfers: TRANSFERS, partMiB: PART_MIB, partConcurrency: PART_CONCURRENCY },
   phases: {},
 };
 
@@ -450,15 +524,16 @@ try {
     };
 
     const phase = async (name, { srcBucket, keys, bytes, rcloneSource, rcloneArgs, taskOptions, unit }) => {
-      const runs = { rclone: [], bucketbridge: [] };
+      const runs = Object.fromEntries(RUNNERS.map((x) => [x.name, []]));
       for (let r = 0; r < RUNS; r++) {
-        const order = r % 2 === 0 ? TOOLS : [...TOOLS].reverse();
-        for (const tool of order) {
+        const order = r % 2 === 0 ? RUNNERS : [...RUNNERS].reverse();
+        for (const { tool, feed, name: runner } of order) {
           const dstBucket = await freshBucket(tool);
           const res =
             tool === 'rclone'
               ? await runRclone({ srcEndpoint: src.endpoint, dstEndpoint: dst.endpoint, srcPath: rcloneSource, dstBucket, extraArgs: rcloneArgs })
               : await runBucketBridge({
+                  feed,
                   srcEndpoint: src.endpoint,
                   dstEndpoint: dst.endpoint,
                   srcBucket,
@@ -472,23 +547,30 @@ try {
             if (head.ContentLength !== bytes) throw new Error(`copy has ${head.ContentLength} bytes, expected ${bytes}`);
           }
           const rate = unit === 'MB/s' ? mb(bytes) / res.seconds : keys.length / res.seconds;
-          runs[tool].push({ ...res, rate: round(rate) });
+          runs[runner].push({ ...res, rate: round(rate) });
           const servers = `, s3rvers ${res.s3rverCpuSeconds} CPU-s, postgres ${res.postgresCpuSeconds} CPU-s`;
-          const where = res.enqueueSeconds !== undefined ? `, enqueue ${res.enqueueSeconds} s, reconcile median ${res.reconcileMsMedian} ms (p90 ${res.reconcileMsP90})` : '';
-          log(`${name} ${tool} run ${r + 1}: ${round(res.seconds, 2)} s, ${round(rate)} ${unit}, peak RSS ${res.peakRssMiB} MiB, ${res.cpuSeconds} CPU-s, load ${loadavg()[0].toFixed(1)}${servers}${where}`);
+          const fed =
+            res.enqueueSeconds !== undefined
+              ? `, enqueue ${res.enqueueSeconds} s`
+              : res.scan
+                ? `, scan waited ${res.scan.waitSeconds} s for a worker, ran ${res.scan.runSeconds} s (${res.scan.listRequests} list requests, ${res.scan.jobsQueued} jobs)`
+                : '';
+          const where = res.reconcileMsMedian !== undefined ? `${fed}, reconcile median ${res.reconcileMsMedian} ms (p90 ${res.reconcileMsP90})` : '';
+          log(`${name} ${runner} run ${r + 1}: ${round(res.seconds, 2)} s, ${round(rate)} ${unit}, peak RSS ${res.peakRssMiB} MiB, ${res.cpuSeconds} CPU-s, load ${loadavg()[0].toFixed(1)}${servers}${where}`);
           for (const st of res.statements ?? []) log(`  pgss ${st.calls} calls, exec ${st.execMs} ms (mean ${st.meanMs}), plan ${st.planMs} ms / ${st.plans}, ${st.rows} rows, ${st.blksHit} hit: ${st.query}`);
         }
       }
       const summary = {};
-      for (const tool of TOOLS) {
-        summary[tool] = {
-          [unit]: median(runs[tool].map((x) => x.rate)),
-          seconds: round(median(runs[tool].map((x) => x.seconds)), 2),
-          peakRssMiB: Math.max(...runs[tool].map((x) => x.peakRssMiB)),
-          cpuSeconds: round(median(runs[tool].map((x) => x.cpuSeconds)), 2),
-          s3rverCpuSeconds: round(median(runs[tool].map((x) => x.s3rverCpuSeconds)), 2),
-          postgresCpuSeconds: round(median(runs[tool].map((x) => x.postgresCpuSeconds)), 2),
-          runs: runs[tool],
+      for (const { name: runner } of RUNNERS) {
+        const xs = runs[runner];
+        summary[runner] = {
+          [unit]: median(xs.map((x) => x.rate)),
+          seconds: round(median(xs.map((x) => x.seconds)), 2),
+          peakRssMiB: Math.max(...xs.map((x) => x.peakRssMiB)),
+          cpuSeconds: round(median(xs.map((x) => x.cpuSeconds)), 2),
+          s3rverCpuSeconds: round(median(xs.map((x) => x.s3rverCpuSeconds)), 2),
+          postgresCpuSeconds: round(median(xs.map((x) => x.postgresCpuSeconds)), 2),
+          runs: xs,
         };
       }
       results.phases[name] = { unit, ...summary };
@@ -568,9 +650,9 @@ try {
   for (const [name, p] of Object.entries(results.phases)) {
     if (name === 'crc') continue;
     lines.push(`| ${name} (median of ${RUNS}) | ${p.unit} | seconds | copier CPU-s | s3rvers CPU-s | postgres CPU-s | peak RSS MiB |`, '|---|---|---|---|---|---|---|');
-    for (const tool of TOOLS) {
-      const x = p[tool];
-      if (x) lines.push(`| ${tool} | ${x[p.unit]} | ${x.seconds} | ${x.cpuSeconds} | ${x.s3rverCpuSeconds} | ${x.postgresCpuSeconds} | ${x.peakRssMiB} |`);
+    for (const { name: runner } of RUNNERS) {
+      const x = p[runner];
+      if (x) lines.push(`| ${runner} | ${x[p.unit]} | ${x.seconds} | ${x.cpuSeconds} | ${x.s3rverCpuSeconds} | ${x.postgresCpuSeconds} | ${x.peakRssMiB} |`);
     }
     lines.push('');
   }

@@ -26,6 +26,13 @@ export interface ReplicateJob {
    * lag counts from the first enqueue, not from the latest re-send.
    */
   queuedAt?: string;
+  /**
+   * Set by a scan on keys its destination listing did not have ("missing"):
+   * when that listing was read (ISO time). A fresh hint on a first attempt lets
+   * the worker skip the destination HEAD (replication/reconcile.ts). A job that
+   * an event queued first keeps its own data (singleton key), so has none.
+   */
+  destinationAbsentAt?: string;
 }
 
 export function replicateSingletonKey(taskId: string, key: string): string {

@@ -575,7 +575,7 @@ export class ReplicationWorkers {
           keepUploadOnError: !lastAttempt,
           signal,
           ...(this.deps.restoreRecheckSeconds !== undefined ? { restoreRecheckSeconds: this.deps.restoreRecheckSeconds } : {}),
-        });
+        }, job);
         const durationMs = Number((process.hrtime.bigint() - started) / 1_000_000n);
         // Recorded with the job's completion (settle), in one statement.
         const status: StatusUpdate = {

@@ -3,6 +3,32 @@
  * current state of both sides and make the destination match the source.
  * Duplicated, reordered or stale events are therefore harmless, and a retry
  * is simply another reconcile.
+ *
+ * The one thing a job may tell it: a scan that found the key missing from the
+ * destination listing queues it with `destinationAbsentAt`. When that hint is
+ * trusted (see `trustsDestinationAbsent`: a first attempt, no upload intent,
+ * younger than DESTINATION_HINT_MAX_AGE_MS), the destination HEAD is skipped
+ * and the destination treated as absent: a new object then costs GET source +
+ * PUT destination instead of HEAD + GET + PUT. Why that is safe:
+ *  - The hint is only acted on when the outcome is a copy, and a copy writes
+ *    the source's current bytes (read in that very GET) whatever the
+ *    destination holds. If the destination gained the object after the
+ *    listing, it is overwritten with those bytes: the end state a HEAD would
+ *    have led to (an equal copy left alone, an unequal one replaced). Only the
+ *    status differs: `completed` where the HEAD would have said `in_sync`.
+ *  - Whenever the outcome would not be a copy, the hint is dropped and the
+ *    destination HEADed, then the normal rules apply: a source missing when
+ *    opened (deletes on: a destination that appeared meanwhile is deleted;
+ *    else `source_missing`, the destination untouched); an archived source
+ *    (the GET refused with InvalidObjectState: HEAD the source, as always); a
+ *    source the task refuses to copy (SSE-C without a key, already
+ *    client-side encrypted), which may still be `in_sync` with the destination.
+ *  - A retry, a job whose key has an upload intent, a second look after the
+ *    source vanished mid-copy, or a stale hint: the HEAD, as without a hint.
+ * The freshness bound is not needed for correctness (the argument above holds
+ * at any age); it limits the cost of a wrong hint, a re-copy of an object
+ * that had become in sync (another process, the previous job of the key
+ * running while the scan listed), to hints read recently.
  */
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -62,6 +88,43 @@ export interface ReconcileDeps {
 export const RESTORE_RECHECK_SECONDS = 15 * 60;
 
 /**
+ * How old a scan's "destination absent" hint may be and still spare the
+ * destination HEAD. Ten minutes: a scan's jobs normally run within seconds to
+ * minutes of the listing (at 200 objects/s, ten minutes drain 120,000 keys),
+ * so the common case keeps the saving; a hint older than that belongs to a
+ * backlog (a queue behind a huge scan, a paused task, an archived key re-queued
+ * after RESTORE_RECHECK_SECONDS = 15 min), where the HEAD is cheap next to the
+ * re-copy a wrong hint would cost.
+ */
+export const DESTINATION_HINT_MAX_AGE_MS = 10 * 60_000;
+
+/** A hint stamped this far in the future (another host's clock) still counts; further, a clock is wrong: ignore it. */
+const DESTINATION_HINT_CLOCK_SKEW_MS = 60_000;
+
+/** What reconcile needs of the job that asked for it (the worker's fetched job has this shape). */
+export interface ReconcileJob {
+  data: { destinationAbsentAt?: string };
+  /** 0 on the job's first attempt. */
+  retryCount: number;
+  /** An upload intent is pending for the key: an earlier job started a multipart upload (queue/upload-intents.ts). */
+  intentPending: boolean;
+}
+
+/**
+ * Whether this job may skip the destination HEAD: it carries a scan's
+ * "destination absent" hint, this is its first attempt (a retry follows an
+ * attempt that may have written to the destination), no upload intent is
+ * pending (an earlier job of the key got as far as a multipart create), and the
+ * hint is fresh (DESTINATION_HINT_MAX_AGE_MS).
+ */
+export function trustsDestinationAbsent(job: ReconcileJob | undefined, now = Date.now()): boolean {
+  const at = job?.data.destinationAbsentAt;
+  if (!job || at === undefined || job.retryCount !== 0 || job.intentPending) return false;
+  const age = now - Date.parse(at);
+  return age < DESTINATION_HINT_MAX_AGE_MS && age > -DESTINATION_HINT_CLOCK_SKEW_MS;
+}
+
+/**
  * An unfinished multipart upload recorded for a key that will not be copied
  * now (source gone, already in sync, archived) can never be resumed: abort it.
  */
@@ -99,17 +162,23 @@ function mapSourceError(task: Task, err: unknown): unknown {
   return err instanceof StorageError && err.code === 'SseCustomerKeyRequired' ? sourceSseC(task, err) : err;
 }
 
-export async function reconcile(task: Task, key: string, deps: ReconcileDeps): Promise<ReconcileOutcome> {
+/**
+ * `job`, when given, is the queue job that asked for this reconcile: a scan's
+ * fresh "destination absent" hint on its first attempt spares the destination
+ * HEAD (see the module comment). Without it, or when not trusted, both sides are read.
+ */
+export async function reconcile(task: Task, key: string, deps: ReconcileDeps, job?: ReconcileJob): Promise<ReconcileOutcome> {
   const encryption = loadEncryptionKey(task);
   let outcome: ReconcileOutcome;
   try {
-    outcome = await decide(task, key, deps, encryption);
+    outcome = await decide(task, key, deps, encryption, trustsDestinationAbsent(job));
   } catch (err) {
     // The source went away after its HEAD (deleted mid-copy): look again, once, at what is there now
-    // (source_missing, or a delete), instead of failing the key for good on a 404.
+    // (source_missing, or a delete), instead of failing the key for good on a 404. Both sides are
+    // read this time: whatever the hint said is older than what just happened.
     if (!(err instanceof StorageError && err.code === 'NoSuchKey')) throw err;
     deps.log.info({ err: err.message }, 'source object disappeared during the copy; reconciling again');
-    outcome = await decide(task, key, deps, encryption);
+    outcome = await decide(task, key, deps, encryption, false);
   }
   if (outcome.status !== 'completed') await dropStaleUpload(task, key, deps);
   return outcome;
@@ -153,17 +222,81 @@ async function readSource(task: Task, key: string, deps: ReconcileDeps, destinat
   }
 }
 
-async function decide(task: Task, key: string, deps: ReconcileDeps, encryption: TaskEncryptionKey | undefined): Promise<ReconcileOutcome> {
-  // The destination first: whether it has a copy decides how the source is read.
-  const destination = await deps.destination.head(key);
-  const read = await readSource(task, key, deps, destination);
+/**
+ * Read the source assuming the destination is absent (a trusted scan hint):
+ * open it with one GET. `trusted` says the outcome will be a copy, so the
+ * destination's state does not matter (module comment); otherwise the caller
+ * HEADs the destination and decides as usual, with the source state read here.
+ */
+async function readSourceAssumingAbsent(
+  task: Task,
+  key: string,
+  deps: ReconcileDeps,
+  encryption: TaskEncryptionKey | undefined,
+  open: NonNullable<ObjectStore['open']>,
+): Promise<{ trusted: boolean; read: SourceRead }> {
+  let opened;
   try {
+    opened = await open(key);
+  } catch (err) {
+    if (!(err instanceof StorageError && err.code === 'InvalidObjectState')) throw mapSourceError(task, err);
+    // Archived: HEAD the source (as readSource does), and let the destination's state decide.
+    try {
+      return { trusted: false, read: { head: await deps.source.head(key) } };
+    } catch (e) {
+      throw mapSourceError(task, e);
+    }
+  }
+  // Gone at the source: a delete or source_missing depends on what the destination holds now.
+  if (!opened) return { trusted: false, read: { head: null } };
+  const read = { head: { ...opened.head, needsRestore: false, restoreInProgress: false }, body: opened.body };
+  // A source the task refuses to copy: the outcome is not a copy (a failure, or in_sync with what is there).
+  return { trusted: refusal(task, read.head, encryption) === undefined, read };
+}
+
+async function decide(
+  task: Task,
+  key: string,
+  deps: ReconcileDeps,
+  encryption: TaskEncryptionKey | undefined,
+  destinationAbsent: boolean,
+): Promise<ReconcileOutcome> {
+  let read: SourceRead | undefined;
+  try {
+    let destination: ObjectHead | null = null;
+    const open = deps.source.open?.bind(deps.source);
+    if (destinationAbsent && open) {
+      const first = await readSourceAssumingAbsent(task, key, deps, encryption, open);
+      read = first.read;
+      if (!first.trusted) destination = await deps.destination.head(key);
+    } else {
+      // The destination first: whether it has a copy decides how the source is read.
+      destination = await deps.destination.head(key);
+      read = await readSource(task, key, deps, destination);
+    }
     return await decideWith(task, key, deps, encryption, destination, read);
   } finally {
     // A body not copied (nothing to do, a refusal, a multipart copy that reads by ranges) is released;
     // destroying one that was read to its end is a no-op.
-    read.body?.destroy();
+    read?.body?.destroy();
   }
+}
+
+/** A source object the task will not copy whatever the destination holds (unless that is already in sync). */
+function refusal(task: Task, source: ObjectHead, encryption: TaskEncryptionKey | undefined): ReplicationError | undefined {
+  // A store given the task's customer key HEADs an SSE-C object with it (and sends it on the GETs that follow).
+  if (source.sseCustomerAlgorithm && task.source.sseCustomerKeyEnv === undefined) {
+    return new ReplicationError('SOURCE_SSE_C', 'source object is encrypted with a customer-provided key (SSE-C); give the task the key with source.sseCustomerKeyEnv', false);
+  }
+  if (encryption && isEnvelopeEncrypted(source.userMetadata)) {
+    // Encrypting it again would bury its own envelope (the wrapped key that decrypts it) inside ciphertext.
+    return new ReplicationError(
+      'SOURCE_CLIENT_SIDE_ENCRYPTED',
+      'source object is already client-side encrypted (bb-cse-* metadata); replicate it with a task without clientSideEncryption, which copies it verbatim with its envelope',
+      false,
+    );
+  }
+  return undefined;
 }
 
 async function decideWith(
@@ -189,18 +322,8 @@ async function decideWith(
       return { status: 'in_sync', bytes: 0, destinationEtag: destination.etag, detail: `equal by ${equality.by}`, ...fingerprint };
     }
   }
-  // A store given the task's customer key HEADs an SSE-C object with it (and sends it on the GETs that follow).
-  if (source.sseCustomerAlgorithm && task.source.sseCustomerKeyEnv === undefined) {
-    throw new ReplicationError('SOURCE_SSE_C', 'source object is encrypted with a customer-provided key (SSE-C); give the task the key with source.sseCustomerKeyEnv', false);
-  }
-  if (encryption && isEnvelopeEncrypted(source.userMetadata)) {
-    // Encrypting it again would bury its own envelope (the wrapped key that decrypts it) inside ciphertext.
-    throw new ReplicationError(
-      'SOURCE_CLIENT_SIDE_ENCRYPTED',
-      'source object is already client-side encrypted (bb-cse-* metadata); replicate it with a task without clientSideEncryption, which copies it verbatim with its envelope',
-      false,
-    );
-  }
+  const refused = refusal(task, source, encryption);
+  if (refused) throw refused;
   if (source.needsRestore) {
     if (!task.options.restoreArchived) {
       return { status: 'archived', detail: 'source is archived; the task does not restore archived objects', ...fingerprint };

@@ -151,10 +151,21 @@ export class ScanRunner {
         ...(cseKeyId !== undefined ? { cseKeyId } : {}),
         statuses: statusLookup(this.deps.pool, task.id),
         sink: async (differences) => {
+          // Keys the destination listing did not have carry when that was seen, so the worker
+          // can skip its destination HEAD while the hint is fresh (replication/reconcile.ts).
+          // The sink runs a chunk (and at most a flush interval) after the page was listed:
+          // seconds, against a bound of minutes.
+          const destinationAbsentAt = new Date().toISOString();
           const r = await enqueueReplications(
             this.deps.boss,
             this.deps.pool,
-            differences.map((d) => ({ taskId: task.id, key: d.key, trigger: 'scan' as const, kind: d.kind === 'extra' ? ('removed' as const) : ('created' as const) })),
+            differences.map((d) => ({
+              taskId: task.id,
+              key: d.key,
+              trigger: 'scan' as const,
+              kind: d.kind === 'extra' ? ('removed' as const) : ('created' as const),
+              ...(d.kind === 'missing' ? { destinationAbsentAt } : {}),
+            })),
           );
           return { queued: r.accepted, alreadyQueued: r.duplicates };
         },
