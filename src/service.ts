@@ -26,6 +26,7 @@ import { createMetrics, registerQueueGauges } from './metrics.js';
 import { Alerts } from './alerts/index.js';
 import { DEFAULT_QUEUE_SETTINGS, startBoss } from './queue/boss.js';
 import { IntakeEnqueuer } from './queue/enqueue.js';
+import { JobWakeups } from './queue/job-wakeups.js';
 import { LeaseKeeper } from './queue/leases.js';
 import { ReplicationWorkers } from './queue/replication-worker.js';
 import { StoreCache } from './replication/stores.js';
@@ -160,6 +161,12 @@ export async function startService(config: Config, log: Logger): Promise<Running
       await workers.start();
       const w = workers;
       teardown.add('workers', () => w.stop(env.shutdownGraceMs));
+      // Jobs queued by any process (this one's intake, an intake-only deployment, scans, the CLI)
+      // wake the dispatcher at once instead of at its next poll; polling stays as the fallback
+      // (a lost notification costs at most one poll interval). Closed before the workers stop.
+      const wakeups = new JobWakeups({ connectionString, log, onWake: () => w.nudge() });
+      await wakeups.start();
+      teardown.add('job wake-ups', () => wakeups.close());
     }
 
     // Reconciliation scans (src/scan/): any process records requests; worker processes run them and the schedules.

@@ -12,12 +12,13 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { verify } from '../src/auth/sdk-hmac.js';
+import { signedPost } from '../src/auth/signed-client.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { startOssServer, type OssServer } from './support/oss-server.js';
 import { createTestDatabase, type TestDatabase } from './support/postgres.js';
 import { eventually, startService, type ServiceProcess } from './support/service.js';
 import { startS3Server, type S3Server } from './support/s3-server.js';
-import { Inspector, notify, putAll, REPLICATED, s3Client, type Fixture } from './support/chaos.js';
+import { Inspector, notify, putAll, REPLICATED, s3Client, s3Event, type Fixture } from './support/chaos.js';
 
 const sender = { accessKeyId: 'alert-sender', secret: randomBytes(24).toString('hex') };
 const ALERT_KEY = 'bb-alerts';
@@ -162,7 +163,13 @@ t.test('a key failing permanently and the dead-letter queue becoming non-empty: 
 
   // The same key fails again (a new event): deduplicated; the dead-letter queue was already non-empty.
   const before = receiver.received.length;
-  await notify(svc.url, 'al-src-fail', ['denied/first.bin'], sender);
+  // A new event for the key, with its own sequencer as S3 would send it: the first event's exact body,
+  // signed within the same second (workers start at once since they are woken by NOTIFY, so the first
+  // failure can be over by then), is the same signed request and rightly answered as a replay.
+  const again = JSON.parse(s3Event('al-src-fail', ['denied/first.bin'])) as { Records: { s3: { object: { sequencer: string } } }[] };
+  again.Records[0]!.s3.object.sequencer = '0B';
+  const res = await signedPost(`${svc.url}/sync`, JSON.stringify(again), sender);
+  t.equal(res.status, 202, 'the new event is accepted');
   await inspect.settled('failing', ['denied/first.bin'], 30_000);
   await eventually(async () => ((await inspect.deadLetters()) >= 2 ? true : undefined), 30_000, 'second dead letter');
   await new Promise((r) => setTimeout(r, 2_500)); // two monitor polls and dispatcher rounds

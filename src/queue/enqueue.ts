@@ -14,6 +14,7 @@ import type pg from 'pg';
 import { withTransaction } from '../db/pool.js';
 import { AppError } from '../errors.js';
 import { QUEUES, replicateSingletonKey, type ReplicateJob } from './boss.js';
+import { NOTIFY_REPLICATE_READY_SQL } from './job-wakeups.js';
 import { buildIntakeStatement, type IntakeStatement, type StatementJob, type StatementRequest } from './intake-statement.js';
 
 export interface EnqueueResult {
@@ -46,6 +47,10 @@ export async function enqueueReplications(boss: PgBoss, pool: pg.Pool, jobs: Rep
       QUEUES.replicate,
       inserts.map((j) => j.id),
     ]);
+    // Wake idle workers in every process (job-wakeups.ts). Inside the transaction: PostgreSQL
+    // delivers it at commit, after the jobs are visible to the workers' fetch, and drops it on
+    // rollback. Only when something was queued: keys already queued are fetchable anyway.
+    if (rows.length > 0) await client.query(NOTIFY_REPLICATE_READY_SQL);
     return rows.map((r) => r.id);
   });
   return { accepted: jobIds.length, duplicates: jobs.length - jobIds.length, jobIds };

@@ -275,6 +275,20 @@ export class ReplicationWorkers {
   }
 
   /**
+   * Look for jobs now instead of at the next poll: called when another process
+   * (or this one) says ready jobs were queued (job-wakeups.ts, LISTEN/NOTIFY).
+   * Cheap and idempotent: it only ends the dispatcher's current pause, so any
+   * number of nudges while it sleeps make one fetch, and a nudge while every
+   * slot is busy just finds nothing to fetch for. A nudge that arrives while the
+   * dispatcher is already fetching is absorbed by that fetch; if the fetch began
+   * before the jobs committed, they start at the next wake or poll
+   * (`pollIntervalMs`), as without notifications.
+   */
+  nudge(): void {
+    this.wakeAll();
+  }
+
+  /**
    * Stop fetching, give in-flight jobs `graceMs` to finish, then stop their
    * copies and hand them back to the queue so another process (or the next
    * start) picks them up; a multipart copy resumes from its finished parts.

@@ -53,6 +53,8 @@ export interface HarnessOptions {
   restoreRecheckSeconds?: number;
   memoryBudgetBytes?: number;
   pausedRecheckSeconds?: number;
+  /** The workers' idle poll (default 100 ms here); tests of wake-ups set it very long. */
+  pollIntervalMs?: number;
 }
 
 const SETTLED = new Set(['completed', 'in_sync', 'deleted', 'source_missing', 'archived', 'failed']);
@@ -88,7 +90,7 @@ export async function startReplication(options: HarnessOptions): Promise<Replica
     log,
     concurrency: options.concurrency ?? 4,
     memoryBudgetBytes: options.memoryBudgetBytes ?? 64 * 1024 * 1024,
-    pollIntervalMs: 100,
+    pollIntervalMs: options.pollIntervalMs ?? 100,
     ...(options.restoreRecheckSeconds !== undefined ? { restoreRecheckSeconds: options.restoreRecheckSeconds } : {}),
     ...(options.pausedRecheckSeconds !== undefined ? { pausedRecheckSeconds: options.pausedRecheckSeconds } : {}),
   });
