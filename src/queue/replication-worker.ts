@@ -26,6 +26,7 @@
  * status rows, drops their leases and completes them (settle-batcher.ts).
  */
 import type PgBoss from 'pg-boss';
+import { withTransaction } from '../db/pool.js';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { ObjectStatusRepo, StatusUpdate } from '../db/object-status-repo.js';
@@ -234,6 +235,8 @@ export class ReplicationWorkers {
   private readonly settler: SettleBatcher;
   /** Jobs whose copy has ended and whose outcome is being recorded (settle), by id. */
   private readonly settling = new Map<string, Promise<void>>();
+  /** A fetch failed: it may have leased jobs whose rows never reached us (reclaimUnknownLeases). */
+  private leasesUnsure = false;
   /** Jobs handed back to the queue at shutdown: their late outcome must not complete or fail them again. */
   private readonly handedBack = new Set<string>();
   private dispatcher?: Promise<void>;
@@ -384,9 +387,13 @@ export class ReplicationWorkers {
       }
       let jobs: FetchedJob[] = [];
       try {
+        if (this.leasesUnsure) await this.reclaimUnknownLeases();
         if (starving && want < Math.ceil(ahead / 2)) this.counts.starvedFetches++;
         jobs = await this.fetch(want);
       } catch (err) {
+        // The fetch may have committed with its answer lost (connection cut): its jobs are then active under
+        // our live lease, which the sweep never hands back; reclaimed before the next fetch.
+        this.leasesUnsure = true;
         this.deps.log.warn({ err }, 'fetching replication jobs failed');
       }
       if (this.stopping) {
@@ -398,6 +405,32 @@ export class ReplicationWorkers {
       // A full batch means more may be waiting: go again at once.
       if (jobs.length < want) await this.pause(pollMs);
     }
+  }
+
+  /**
+   * Hand back jobs leased to this worker that it does not know of: a fetch
+   * whose COMMIT happened but whose answer was lost left them 'active' under
+   * the lease of a live process, so neither the lease sweep (dead workers
+   * only) nor anyone else would touch them until pg-boss expires them hours
+   * later. Wake-ups made this likelier (a fetch follows every enqueue within
+   * milliseconds; chaos-db cut the database right then). The jobs known here
+   * are read before and after the lease query, so one that settles meanwhile is
+   * never mistaken for an orphan (and fail() leaves completed jobs alone).
+   */
+  private async reclaimUnknownLeases(): Promise<void> {
+    const knownIds = (): string[] => [...this.inFlight.keys(), ...this.ready.map((j) => j.id), ...this.settling.keys()];
+    const known = new Set(knownIds());
+    const { rows } = await this.deps.pool.query<{ job_id: string }>('SELECT job_id FROM bb_job_leases WHERE worker_id = $1', [this.deps.leases.workerId]);
+    for (const id of knownIds()) known.add(id);
+    const orphans = rows.map((r) => r.job_id).filter((id) => !known.has(id));
+    if (orphans.length > 0) {
+      await withTransaction(this.deps.pool, async (c) => {
+        await c.query('DELETE FROM bb_job_leases WHERE worker_id = $1 AND job_id = ANY($2::uuid[])', [this.deps.leases.workerId, orphans]);
+        await this.deps.boss.fail(QUEUES.replicate, orphans, { db: { executeSql: (text: string, values?: unknown[]) => c.query(text, values) } });
+      });
+      this.deps.log.warn({ jobs: orphans.length }, 'handed back jobs whose fetch answer was lost');
+    }
+    this.leasesUnsure = false;
   }
 
   /**
