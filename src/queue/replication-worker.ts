@@ -204,6 +204,9 @@ export interface WorkerStats {
   emptyFetches: number;
   /** Fetches made below the batch threshold because a slot was free with no job ready. */
   starvedFetches: number;
+  /** Fetches that failed, and jobs handed back afterwards because their fetch's answer was lost (reclaimUnknownLeases). */
+  failedFetches: number;
+  reclaimedJobs: number;
   /** Jobs currently kept ready ahead of the slots (target), and ready now. */
   readyTarget: number;
   ready: number;
@@ -230,7 +233,7 @@ export class ReplicationWorkers {
   private readonly ready: FetchedJob[] = [];
   /** Average time a job holds its slot (exponentially weighted), for readyTarget(); undefined until one finished. */
   private slotMs?: number;
-  private readonly counts = { fetches: 0, fetchedJobs: 0, emptyFetches: 0, starvedFetches: 0 };
+  private readonly counts = { fetches: 0, fetchedJobs: 0, emptyFetches: 0, starvedFetches: 0, failedFetches: 0, reclaimedJobs: 0 };
   /** Writes the outcomes of successful jobs, many per statement. */
   private readonly settler: SettleBatcher;
   /** Jobs whose copy has ended and whose outcome is being recorded (settle), by id. */
@@ -394,6 +397,7 @@ export class ReplicationWorkers {
         // The fetch may have committed with its answer lost (connection cut): its jobs are then active under
         // our live lease, which the sweep never hands back; reclaimed before the next fetch.
         this.leasesUnsure = true;
+        this.counts.failedFetches++;
         this.deps.log.warn({ err }, 'fetching replication jobs failed');
       }
       if (this.stopping) {
@@ -428,6 +432,7 @@ export class ReplicationWorkers {
         await c.query('DELETE FROM bb_job_leases WHERE worker_id = $1 AND job_id = ANY($2::uuid[])', [this.deps.leases.workerId, orphans]);
         await this.deps.boss.fail(QUEUES.replicate, orphans, { db: { executeSql: (text: string, values?: unknown[]) => c.query(text, values) } });
       });
+      this.counts.reclaimedJobs += orphans.length;
       this.deps.log.warn({ jobs: orphans.length }, 'handed back jobs whose fetch answer was lost');
     }
     this.leasesUnsure = false;
