@@ -229,7 +229,13 @@ t.test('replication lag past lagSeconds alerts; a hanging, then failing receiver
   t.ok(lag.verified, 'signed');
   t.match(lag.body, { type: 'replication_lag', taskId: 'lagging', thresholdSeconds: 2 }, 'names the threshold');
   t.ok(Number(lag.body.lagSeconds) > 2, `and the lag (${String(lag.body.lagSeconds)} s)`);
-  const { rows: outbox } = await inspect.pool.query<{ attempts: number; state: string }>("SELECT attempts, state FROM bb_alert_outbox WHERE task_id = 'lagging' AND kind = 'replication_lag'");
+  // The receiver holds the alert before its 200 reaches the service, which records the delivery after that: wait for the record.
+  const outboxRows = async () =>
+    (await inspect.pool.query<{ attempts: number; state: string }>("SELECT attempts, state FROM bb_alert_outbox WHERE task_id = 'lagging' AND kind = 'replication_lag'")).rows;
+  const outbox = await eventually(async () => {
+    const rows = await outboxRows();
+    return rows.some((r) => r.state !== 'pending') ? rows : undefined;
+  }, 10_000, 'the lag alert\'s delivery recorded');
   t.equal(outbox.length, 1, 'one lag alert');
   t.equal(outbox[0]!.state, 'delivered', 'recorded delivered');
   t.ok(outbox[0]!.attempts >= 3, `after ${outbox[0]!.attempts} attempts (hung, failed, failed, delivered)`);
