@@ -15,6 +15,7 @@ import { startFaultProxy, type FaultProxy, type ProxyRequestInfo } from './suppo
 import { startOssServer, type OssServer } from './support/oss-server.js';
 import { ossEndpoint, s3Endpoint, startReplication, type ReplicationHarness } from './support/replication.js';
 import { startS3Server, type S3Server } from './support/s3-server.js';
+import { eventually } from './support/service.js';
 
 const KIB = 1024;
 const PART = 100 * KIB;
@@ -124,7 +125,27 @@ const forKey =
   (key: string) =>
   (info: ProxyRequestInfo): boolean =>
     info.path.endsWith(`/${key}`);
-const rangeFrom = (start: number) => (info: ProxyRequestInfo) => String(info.headers.range ?? '').startsWith(`bytes=${start}-`);
+/** An ETag header value without quotes, lower-case (OSS answers upper-case MD5s). */
+const etagOf = (v: string | string[] | undefined): string => String(v ?? '').replace(/"/g, '').toLowerCase();
+/**
+ * Break the first GET of `key` from `src` once its reader is past part 1: the
+ * body is held at `afterBytes` until `dst` has received part 1 (so the copy has
+ * consumed it), then the connection is reset 1,000 bytes later. Without the
+ * hold, a reset can arrive before the copy reads a byte (everything is on
+ * loopback), and the re-open is from byte 0.
+ */
+function breakAfterPart1(src: FaultProxy, dst: FaultProxy, key: string, afterBytes: number) {
+  const part1Sent = async () => (dst.log.some((r) => r.method === 'PUT' && r.query.partNumber === '1' && forKey(key)(r)) ? true : undefined);
+  const hold = src.add({
+    match: { method: 'GET', test: forKey(key) },
+    nth: 1,
+    action: { type: 'hook-mid-response', afterBytes, hook: async () => void (await eventually(part1Sent, 10_000, 'part 1 uploaded')) },
+  });
+  const reset = src.add({ match: { method: 'GET', test: forKey(key) }, nth: 1, action: { type: 'reset', afterBytes: afterBytes + 1000 } });
+  return { hold, reset };
+}
+/** The re-opening GET of `key`: the one sent with If-Match (opening a new object's GET has none). */
+const reopenOf = (proxy: FaultProxy, key: string) => proxy.log.filter((r) => r.method === 'GET' && forKey(key)(r) && r.headers['if-match'] !== undefined);
 const md5hex = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 
 t.test('a byte flipped in a source GET (S3 single part, MD5) is detected, retried, and ends correct', async (t) => {
@@ -140,14 +161,15 @@ t.test('a byte flipped in a source GET (S3 single part, MD5) is detected, retrie
   t.ok(oss.getObject('idst', key)?.body.equals(body), 'destination holds the right bytes');
 });
 
-t.test('a byte flipped in one part read from OSS (combined CRC-64) is detected; the upload is aborted and redone', async (t) => {
+t.test('a byte flipped in part 3 of a multipart source read from OSS (combined CRC-64) is detected; the upload is aborted and redone', async (t) => {
   const key = 'flip/source-part.bin';
   const body = randomBytes(5 * PART + 77);
   await putOss('osrc', key, body);
+  // The source is read through one GET: byte 1,234 of part 3 is at 2 × PART + 1,234 of it.
   const flip = proxies.osssrc.add({
-    match: { method: 'GET', test: (i) => forKey(key)(i) && rangeFrom(2 * PART)(i) },
+    match: { method: 'GET', test: forKey(key) },
     nth: 1,
-    action: { type: 'flip-response-byte', offset: 1234 },
+    action: { type: 'flip-response-byte', offset: 2 * PART + 1234 },
   });
   await h.enqueue('oss-oss', key);
   const row = await h.settled('oss-oss', key);
@@ -247,26 +269,57 @@ t.test('a destination that stores flipped bytes (no Content-MD5 reached it) is c
   });
 });
 
-t.test('a source overwritten mid-copy aborts the attempt; the key is queued again and ends with the NEW version', async (t) => {
-  t.test('multipart (OSS → OSS), overwritten before part 3 is read', async (t) => {
+t.test('a source overwritten mid-copy never yields a mixture: the key ends with the NEW version', async (t) => {
+  t.test('multipart (OSS → OSS), the source stream breaks after part 2 and the object was overwritten: the ranged re-open fails If-Match, the attempt is queued again', async (t) => {
     const key = 'overwrite/multipart.bin';
     const first = randomBytes(6 * PART);
     const second = randomBytes(4 * PART + 999);
     await putOss('osrc', key, first);
+    const { reset } = breakAfterPart1(proxies.osssrc, proxies.ossdst, key, 2 * PART + 500);
     const hook = proxies.osssrc.add({
-      match: { method: 'GET', test: (i) => forKey(key)(i) && rangeFrom(2 * PART)(i) },
+      match: { method: 'GET', test: (i) => forKey(key)(i) && i.headers['if-match'] !== undefined },
       nth: 1,
       action: { type: 'hook', hook: () => putOss('osrc', key, second) },
     });
     await h.enqueue('oss-oss', key);
     const row = await h.settled('oss-oss', key);
+    t.equal(reset.fired, 1);
     t.equal(hook.fired, 1);
+    const reopen = reopenOf(proxies.osssrc, key)[0]!;
+    t.ok(Number(/^bytes=(\d+)-/.exec(String(reopen.headers.range))?.[1]) >= PART, `re-opened from where the stream broke (${String(reopen.headers.range)})`);
+    t.equal(etagOf(reopen.headers['if-match']), md5hex(first), 'with If-Match on the version being copied');
+    t.equal(reopen.status, 412, 'which the overwritten source refused');
     t.equal(row.status, 'completed');
     t.ok(row.attempts >= 2, 'the first attempt failed (PreconditionFailed)');
     const copy = oss.getObject('odst', key)!;
     t.ok(copy.body.equals(second), 'destination holds the new version, not a mixture');
     t.equal(copy.meta['bb-source-etag'], oss.getObject('osrc', key)!.etag, 'fingerprint of the new version');
     t.equal(oss.pendingUploads('odst'), 0, 'the aborted attempt left no upload behind');
+  });
+  t.test('multipart (OSS → OSS), overwritten while its GET streams: the copy is of one version, the next event brings the new one', async (t) => {
+    const key = 'overwrite/mid-stream.bin';
+    const first = randomBytes(5 * PART + 3);
+    const second = randomBytes(3 * PART + 5);
+    await putOss('osrc', key, first);
+    const hook = proxies.osssrc.add({
+      match: { method: 'GET', test: forKey(key) },
+      nth: 1,
+      action: { type: 'hook-mid-response', afterBytes: 2 * PART + 7, hook: () => putOss('osrc', key, second) },
+    });
+    await h.enqueue('oss-oss', key);
+    const row = await h.settled('oss-oss', key);
+    t.equal(hook.fired, 1, 'overwritten with 2 parts and 7 bytes read');
+    t.equal(row.status, 'completed');
+    const firstCopy = oss.getObject('odst', key)!;
+    // A GET answers with one version: the OSS test server (like OSS and S3) keeps serving the one it started.
+    t.ok(firstCopy.body.equals(first), 'the copy is the version the GET started with, not a mixture');
+    t.not(row.sourceEtag, oss.getObject('osrc', key)!.etag, 'and its status names that version');
+    // The overwrite's own event queues the key again.
+    await h.enqueue('oss-oss', key);
+    const again = await h.settled('oss-oss', key, (r) => r.sourceEtag === oss.getObject('osrc', key)!.etag);
+    t.equal(again.status, 'completed');
+    t.ok(oss.getObject('odst', key)!.body.equals(second), 'then the new version');
+    t.equal(oss.pendingUploads('odst'), 0);
   });
   t.test('single PUT (S3 → S3), overwritten between HEAD and GET', async (t) => {
     const key = 'overwrite/single.bin';
@@ -299,11 +352,7 @@ t.test('transient errors retry and end correct', async (t) => {
     await putOss('osrc', key, body);
     const slow = proxies.ossdst.add({ match: { method: 'POST', query: { uploads: true }, test: forKey(key) }, nth: 1, action: { type: 'status', status: 503, code: 'SlowDown' } });
     const err = proxies.ossdst.add({ match: { method: 'PUT', query: { partNumber: '3' }, test: forKey(key) }, nth: 1, action: { type: 'status', status: 500 } });
-    const reset = proxies.osssrc.add({
-      match: { method: 'GET', test: (i) => forKey(key)(i) && rangeFrom(PART)(i) },
-      nth: 1,
-      action: { type: 'reset', afterBytes: 5000 },
-    });
+    const reset = proxies.osssrc.add({ match: { method: 'GET', test: forKey(key) }, nth: 1, action: { type: 'reset', afterBytes: PART + 5000 } });
     await h.enqueue('oss-oss', key);
     const row = await h.settled('oss-oss', key);
     t.equal(slow.fired + err.fired + reset.fired, 3, 'every fault happened');
@@ -312,18 +361,56 @@ t.test('transient errors retry and end correct', async (t) => {
     t.ok(oss.getObject('odst', key)?.body.equals(body));
     t.equal(oss.pendingUploads('odst'), 0);
   });
-  t.test('a part read failing while other parts are still in flight (MD5-checked source) does not hang the attempt', async (t) => {
+  t.test('a source stream reset mid-object is re-opened where it broke (ranged, If-Match) within the same attempt', async (t) => {
+    const key = 'transient/stream-reset.bin';
+    const body = randomBytes(4 * PART + 10);
+    const etag = await putS3('isrc', key, body);
+    const { reset } = breakAfterPart1(proxies.s3src, proxies.s3dst, key, PART + 5000);
+    await h.enqueue('s3-s3', key);
+    const row = await h.settled('s3-s3', key);
+    t.equal(reset.fired, 1);
+    t.equal(row.status, 'completed');
+    t.equal(row.attempts, 1, 'no attempt was lost to the reset');
+    const gets = proxies.s3src.log.filter((r) => r.method === 'GET' && forKey(key)(r));
+    t.equal(gets.length, 2, 'one GET, then one re-open');
+    const reopen = reopenOf(proxies.s3src, key);
+    t.equal(reopen.length, 1);
+    t.ok(Number(/^bytes=(\d+)-/.exec(String(reopen[0]!.headers.range))?.[1]) >= PART, `from where the stream broke (${String(reopen[0]!.headers.range)})`);
+    t.equal(etagOf(reopen[0]!.headers['if-match']), etag.toLowerCase(), 'with If-Match on the version being copied');
+    t.ok((await getS3('sdst', key))?.equals(body));
+  });
+  t.test('a source stream that keeps breaking without progress fails the attempt after 3 re-opens; the next attempt ends correct', async (t) => {
+    const key = 'transient/stream-keeps-breaking.bin';
+    const body = randomBytes(4 * PART + 10);
+    await putS3('isrc', key, body);
+    breakAfterPart1(proxies.s3src, proxies.s3dst, key, PART + 5000);
+    // Every re-open (the GETs with If-Match) breaks after 10 bytes: no progress worth counting.
+    const broken = proxies.s3src.add({ match: { method: 'GET', headers: { 'if-match': true }, test: forKey(key) }, action: { type: 'reset', afterBytes: 10 } });
+    await h.enqueue('s3-s3', key);
+    const row = await h.settled('s3-s3', key);
+    // Each re-open is one store request, which the store itself may try twice (a hang-up before the headers).
+    t.ok(broken.fired >= 3 && broken.fired <= 6, `re-opens broken (${broken.fired} requests), then the attempt gave up`);
+    t.equal(row.status, 'completed');
+    t.equal(row.attempts, 2, 'the next attempt (its own GET) read the rest');
+    t.ok((await getS3('sdst', key))?.equals(body));
+  });
+  t.test('a part upload failing while the reader waits for a slot (MD5-checked source) does not hang the attempt; the next one resumes', async (t) => {
     const key = 'transient/first-part-fails.bin';
     const body = randomBytes(5 * PART);
     await putS3('isrc', key, body);
-    // Part 1 fails at once (both SDK attempts); parts 2.. are slow, so they finish after the failure.
-    const fail = proxies.s3src.add({ match: { method: 'GET', test: (i) => forKey(key)(i) && rangeFrom(0)(i) }, times: 2, action: { type: 'status', status: 503, code: 'SlowDown' } });
-    const slow = proxies.s3src.add({ match: { method: 'GET', test: (i) => forKey(key)(i) && !rangeFrom(0)(i) }, times: 2, action: { type: 'delay', ms: 1500 } });
+    // Part 1's upload fails (every client attempt); parts 2 and 3 are slow, so the reader waits for a slot with part 4 when part 1 fails.
+    const isPart = (n: string) => ({ method: 'PUT', query: { partNumber: n }, test: forKey(key) });
+    const fail = proxies.ossdst.add({ match: isPart('1'), times: 3, action: { type: 'status', status: 503, code: 'SlowDown' } });
+    const slow2 = proxies.ossdst.add({ match: isPart('2'), nth: 1, action: { type: 'delay', ms: 1500 } });
+    const slow3 = proxies.ossdst.add({ match: isPart('3'), nth: 1, action: { type: 'delay', ms: 1500 } });
     await h.enqueue('s3-oss', key);
     const row = await h.settled('s3-oss', key, undefined, 30_000);
-    t.equal(fail.fired, 2);
-    t.ok(slow.fired >= 1);
+    t.ok(fail.fired >= 1);
+    t.equal(slow2.fired + slow3.fired, 2);
     t.equal(row.status, 'completed');
+    t.ok(row.attempts >= 2, `the first attempt failed (${row.attempts} attempts)`);
+    const part2 = proxies.ossdst.log.filter((r) => r.method === 'PUT' && r.query.partNumber === '2' && forKey(key)(r));
+    t.equal(part2.length, 1, 'part 2, finished by the failed attempt, was not sent again');
     t.ok(oss.getObject('idst', key)?.body.equals(body));
     t.equal(oss.pendingUploads('idst'), 0);
   });

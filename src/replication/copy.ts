@@ -9,11 +9,12 @@
  * If-Match on the ETag seen at HEAD, so an object overwritten mid-copy aborts
  * the attempt instead of producing a mixture of two versions.
  *
- * Large objects go multipart with parts read by ranged GETs in parallel. The
- * upload id and each finished part are persisted, so an attempt after a crash
- * re-checks the parts already on the destination (re-reading the source range
- * and comparing its MD5 and CRC-64 to the part's record) and uploads only the
- * rest. An upload is kept for the next attempt only when the failure is
+ * Large objects go multipart: the source is read front to back through one
+ * GET (re-opened by range, If-Match, where it breaks: sequential-source.ts)
+ * while up to partConcurrency earlier parts upload in parallel. The upload id
+ * and each finished part are persisted, so an attempt after a crash re-checks
+ * the parts already on the destination (reading their bytes again and
+ * comparing MD5 and CRC-64 to the part's record) and uploads only the rest. An upload is kept for the next attempt only when the failure is
  * transient; otherwise it is aborted, so none is left behind.
  *
  * A destination that acknowledges a write but reports a different checksum
@@ -45,7 +46,9 @@ import type { ObjectHead, ObjectStore, PutOptions } from '../storage/object-stor
 import type { BufferPool, ByteBudget } from './byte-budget.js';
 import { Semaphore } from './byte-budget.js';
 import { isMd5Etag } from './compare.js';
+import { IntegrityError } from './integrity-error.js';
 import { FINGERPRINT_CRC64 } from './metadata.js';
+import { SequentialSource } from './sequential-source.js';
 
 export const MAX_PARTS = 10_000;
 /** S3's largest part (and single PUT). */
@@ -53,14 +56,7 @@ export const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
 const MIB = 1024 * 1024;
 const MD5_HEX = /^[0-9a-f]{32}$/i;
 
-export class IntegrityError extends StorageError {
-  constructor(
-    readonly side: 'source' | 'destination',
-    message: string,
-  ) {
-    super('IntegrityMismatch', message);
-  }
-}
+export { IntegrityError };
 
 /** The attempt was stopped from outside (process shutting down); the job is handed back. */
 export class CopyAbortedError extends Error {
@@ -81,8 +77,8 @@ export interface CopyContext {
   key: string;
   head: ObjectHead;
   /**
-   * The whole object's bytes, already opened by the GET that also gave `head`
-   * (single-PUT sizes only); without it the source is read with If-Match on head.etag.
+   * The whole object's bytes, already opened by the GET that also gave `head`;
+   * without it the source is read with If-Match on head.etag.
    */
   body?: Readable;
   source: ObjectStore;
@@ -163,6 +159,18 @@ async function readUnit(stream: Readable, buf: Buffer): Promise<Unit> {
   return { body: buf, md5: md5.digest(), crc64: crc.digest() };
 }
 
+/** Read the next part of a sequential source into `buf`, hashing as the bytes arrive (and feeding the whole-object MD5, if any). */
+async function readPart(reader: SequentialSource, buf: Buffer, whole: Hash | undefined): Promise<Unit> {
+  const md5 = createHash('md5');
+  const crc = await Crc64.create();
+  await reader.read(buf, (piece) => {
+    md5.update(piece);
+    crc.update(piece);
+    whole?.update(piece);
+  });
+  return { body: buf, md5: md5.digest(), crc64: crc.digest() };
+}
+
 function sameHex(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();
 }
@@ -235,39 +243,6 @@ async function copySingle(ctx: CopyContext): Promise<CopyResult> {
 
 function takeBuffer(ctx: CopyContext, size: number): Buffer {
   return ctx.pool ? ctx.pool.take(size) : Buffer.allocUnsafe(size);
-}
-
-/** Feeds part buffers into one MD5 in part order, whatever order they are read in. */
-class OrderedHasher {
-  private readonly hash: Hash = createHash('md5');
-  private next = 1;
-  private readonly waiting = new Map<number, () => void>();
-  private abandoned = false;
-
-  async feed(partNumber: number, buf: Buffer): Promise<void> {
-    // Once abandoned, nobody will feed the missing parts: waiting would hang the attempt.
-    if (this.abandoned) return;
-    if (partNumber !== this.next) await new Promise<void>((r) => this.waiting.set(partNumber, r));
-    if (this.abandoned) return;
-    this.hash.update(buf);
-    this.next++;
-    const wake = this.waiting.get(this.next);
-    if (wake) {
-      this.waiting.delete(this.next);
-      wake();
-    }
-  }
-
-  /** Unblock everyone (an attempt is failing; nobody will feed the missing part). */
-  abandon(): void {
-    this.abandoned = true;
-    for (const wake of this.waiting.values()) wake();
-    this.waiting.clear();
-  }
-
-  digestHex(): string {
-    return this.hash.digest('hex');
-  }
 }
 
 function destinationId(store: ObjectStore): string {
@@ -392,8 +367,8 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
       throw err;
     }
   }
-  // MD5 of the whole object is only needed to check a source that promises one.
-  const ordered = !head.crc64 && isMd5Etag(head) ? new OrderedHasher() : undefined;
+  // MD5 of the whole object is only needed to check a source that promises one; the parts arrive in order.
+  const wholeMd5 = !head.crc64 && isMd5Etag(head) ? createHash('md5') : undefined;
   /** CRC-64 of each part's plaintext (checked against the source) and of what was sent (checked against the destination). */
   const partCrcs: string[] = new Array<string>(count);
   const sentCrcs: string[] = new Array<string>(count);
@@ -404,31 +379,18 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
   let reused = 0;
   let failure: unknown;
   const slots = new Semaphore(ctx.options.partConcurrency);
+  const reader = new SequentialSource({
+    store: ctx.source,
+    key: ctx.key,
+    etag: head.etag,
+    size: head.size,
+    ...(ctx.body ? { opened: ctx.body } : {}),
+    onReopen: (offset, err) => ctx.log.info({ offset, err: (err as Error).message }, 'source stream failed; re-opened from where it stopped'),
+  });
 
-  const copyPart = async (partNumber: number): Promise<void> => {
-    if (failure) return;
-    const start = (partNumber - 1) * partSize;
-    const end = Math.min(head.size, start + partSize) - 1;
-    const length = end - start + 1;
-    const release = await ctx.budget.acquire(length);
-    let buf: Buffer | undefined;
+  /** Upload one part read into `buf`; owns `buf` and its budget from here. Never rejects: a failure is recorded for the attempt. */
+  const uploadPart = async (partNumber: number, start: number, unit: Unit, release: () => void): Promise<void> => {
     try {
-      if (failure) return;
-      checkAborted(ctx);
-      buf = takeBuffer(ctx, length);
-      const unit = await readUnit(await ctx.source.get(ctx.key, { range: { start, end }, ifMatch: head.etag }), buf);
-      // The plaintext is hashed (here and in readUnit) before it is encrypted in place below.
-      if (ordered) await ordered.feed(partNumber, unit.body);
-      partCrcs[partNumber - 1] = unit.crc64;
-      sizes[partNumber - 1] = length;
-      const prior = dataKey ? undefined : done.get(partNumber);
-      if (prior && prior.size === length && prior.crc64 === unit.crc64 && (!ctx.destinationEtagIsMd5 || !MD5_HEX.test(prior.etag) || sameHex(prior.etag, unit.md5.toString('hex')))) {
-        partMd5s[partNumber - 1] = unit.md5;
-        sentCrcs[partNumber - 1] = unit.crc64;
-        etags[partNumber - 1] = prior.etag;
-        reused++;
-        return;
-      }
       if (failure) return;
       checkAborted(ctx);
       const sent: Sent = dataKey ? await encryptInPlace(dataKey, start, unit.body) : unit;
@@ -444,20 +406,69 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
       }
       etags[partNumber - 1] = res.etag;
       // The record is of what the destination holds (ciphertext when encrypting); only resume reads it.
-      await ctx.uploads.recordPart(uploadId, { partNumber, size: length, etag: res.etag, crc64: sent.crc64 });
+      await ctx.uploads.recordPart(uploadId, { partNumber, size: unit.body.length, etag: res.etag, crc64: sent.crc64 });
     } catch (err) {
       failure ??= err;
-      ordered?.abandon();
     } finally {
       // The upload has returned (or failed): nothing reads the buffer any more.
-      if (buf) ctx.pool?.release(buf);
+      ctx.pool?.release(unit.body);
       release();
     }
   };
 
-  const running: Promise<void>[] = [];
-  for (let n = 1; n <= count && !failure; n++) running.push(slots.run(() => copyPart(n)));
-  await Promise.all(running);
+  // The source is read part after part through one stream (sequential-source.ts) while up to
+  // partConcurrency earlier parts upload: at most partConcurrency + 1 part buffers per copy.
+  const uploading: Promise<void>[] = [];
+  for (let partNumber = 1; partNumber <= count && !failure; partNumber++) {
+    const start = (partNumber - 1) * partSize;
+    const length = Math.min(head.size, start + partSize) - start;
+    const release = await ctx.budget.acquire(length);
+    let buf: Buffer | undefined;
+    let handedOver = false;
+    try {
+      if (failure) break;
+      checkAborted(ctx);
+      buf = takeBuffer(ctx, length);
+      const unit = await readPart(reader, buf, wholeMd5);
+      partCrcs[partNumber - 1] = unit.crc64;
+      sizes[partNumber - 1] = length;
+      const prior = dataKey ? undefined : done.get(partNumber);
+      if (prior && prior.size === length && prior.crc64 === unit.crc64 && (!ctx.destinationEtagIsMd5 || !MD5_HEX.test(prior.etag) || sameHex(prior.etag, unit.md5.toString('hex')))) {
+        // Uploaded by an earlier attempt and re-checked against the bytes just read: not sent again.
+        partMd5s[partNumber - 1] = unit.md5;
+        sentCrcs[partNumber - 1] = unit.crc64;
+        etags[partNumber - 1] = prior.etag;
+        reused++;
+        continue;
+      }
+      // Wait for an upload slot (the reader pauses here while every slot is busy).
+      await new Promise<void>((started) => {
+        uploading.push(
+          slots.run(() => {
+            started();
+            return uploadPart(partNumber, start, unit, release);
+          }),
+        );
+      });
+      handedOver = true;
+    } catch (err) {
+      failure ??= err;
+    } finally {
+      if (!handedOver) {
+        if (buf) ctx.pool?.release(buf);
+        release();
+      }
+    }
+  }
+  await Promise.all(uploading);
+  if (failure) reader.close();
+  else {
+    try {
+      await reader.finish();
+    } catch (err) {
+      failure = err;
+    }
+  }
   if (failure) {
     if (!resumable(ctx, failure)) await abortQuietly(ctx, uploadId);
     throw failure;
@@ -472,7 +483,8 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
     for (let i = 1; i < count; i++) sentCrc = crc64Combine(sentCrc, sentCrcs[i]!, sizes[i]!);
   }
   try {
-    verifySource(head, wholeCrc, ordered ? () => ordered.digestHex() : undefined);
+    const wholeMd5Hex = wholeMd5?.digest('hex');
+    verifySource(head, wholeCrc, wholeMd5Hex === undefined ? undefined : () => wholeMd5Hex);
   } catch (err) {
     await abortQuietly(ctx, uploadId);
     throw err;

@@ -40,7 +40,7 @@ import type { ObjectHead, ObjectStore } from '../storage/object-store.js';
 import type { Task } from '../tasks/registry.js';
 import type { BufferPool, ByteBudget } from './byte-budget.js';
 import { compareObjects } from './compare.js';
-import { abortUpload, copyObject, usesMultipart } from './copy.js';
+import { abortUpload, copyObject } from './copy.js';
 import { taskEncryptionKey, type TaskEncryptionKey } from './encryption.js';
 import { putOptionsFor } from './metadata.js';
 
@@ -190,6 +190,17 @@ function destinationEtagIsMd5(task: Task): boolean {
   return mode !== 'aws:kms' && mode !== 'KMS';
 }
 
+/**
+ * An opened body waits (destination HEAD, the decision, creating an upload)
+ * before it is read: an error meanwhile (a reset) must wait in the stream for
+ * the reader, which sees it on its first read, instead of crashing the process
+ * as an unhandled 'error' event.
+ */
+function parked(body: Readable): Readable {
+  body.on('error', () => {});
+  return body;
+}
+
 /** The source's head and, when it was opened with one GET, the stream of its bytes. */
 interface SourceRead {
   head: ObjectHead | null;
@@ -210,7 +221,7 @@ async function readSource(task: Task, key: string, deps: ReconcileDeps, destinat
       const opened = await deps.source.open(key);
       if (!opened) return { head: null };
       // The GET answered with the bytes, so the object is readable now, whatever its storage class says.
-      return { head: { ...opened.head, needsRestore: false, restoreInProgress: false }, body: opened.body };
+      return { head: { ...opened.head, needsRestore: false, restoreInProgress: false }, body: parked(opened.body) };
     } catch (err) {
       if (!(err instanceof StorageError && err.code === 'InvalidObjectState')) throw mapSourceError(task, err);
     }
@@ -249,7 +260,7 @@ async function readSourceAssumingAbsent(
   }
   // Gone at the source: a delete or source_missing depends on what the destination holds now.
   if (!opened) return { trusted: false, read: { head: null } };
-  const read = { head: { ...opened.head, needsRestore: false, restoreInProgress: false }, body: opened.body };
+  const read = { head: { ...opened.head, needsRestore: false, restoreInProgress: false }, body: parked(opened.body) };
   // A source the task refuses to copy: the outcome is not a copy (a failure, or in_sync with what is there).
   return { trusted: refusal(task, read.head, encryption) === undefined, read };
 }
@@ -276,7 +287,7 @@ async function decide(
     }
     return await decideWith(task, key, deps, encryption, destination, read);
   } finally {
-    // A body not copied (nothing to do, a refusal, a multipart copy that reads by ranges) is released;
+    // A body not copied (nothing to do, a refusal, a failed copy) is released;
     // destroying one that was read to its end is a no-op.
     read?.body?.destroy();
   }
@@ -336,12 +347,8 @@ async function decideWith(
       ...fingerprint,
     };
   }
-  // A multipart copy reads the source by ranges (in parallel, resumable): an opened whole-object GET is not used.
-  let body = read.body;
-  if (body && usesMultipart(source.size, task.options.multipartThresholdBytes)) {
-    body.destroy();
-    body = undefined;
-  }
+  // The GET that opened the object for its head carries its bytes: single PUT and multipart copies read on from it.
+  const body = read.body;
   const result = await copyObject({
     taskId: task.id,
     key,

@@ -14,7 +14,8 @@
  *   - stall (never answer until released or closed), or delay;
  *   - change response headers (e.g. the checksum a server reports);
  *   - run an async hook before forwarding (e.g. overwrite the object the
- *     request is about to read, then let it through).
+ *     request is about to read, then let it through), or in the middle of a
+ *     response (e.g. overwrite the object a GET is streaming).
  * Every request is logged with the rules that fired on it, so tests can
  * count "parts uploaded" without a server-side log.
  *
@@ -70,7 +71,9 @@ export type FaultAction =
   /** Forward, then change the response headers (e.g. a checksum the server reports). Names are lower-case. */
   | { type: 'response-headers'; set?: Record<string, string>; remove?: string[] }
   /** Run `hook` before forwarding; the request waits for it. A throw answers 500. */
-  | { type: 'hook'; hook: (info: ProxyRequestInfo) => Promise<void> | void };
+  | { type: 'hook'; hook: (info: ProxyRequestInfo) => Promise<void> | void }
+  /** Forward; once `afterBytes` bytes of a 200/206 response body have been passed on, hold the rest until `hook` has run. */
+  | { type: 'hook-mid-response'; afterBytes: number; hook: (info: ProxyRequestInfo) => Promise<void> | void };
 
 export interface FaultRule {
   match?: RequestMatch;
@@ -175,6 +178,34 @@ function flipper(offset: number | undefined, length: number | undefined, onFlip:
   });
 }
 
+/** Passes a body on, holding it at `afterBytes` until `hook` has run. */
+function midResponseHook(afterBytes: number, hook: () => Promise<void> | void, onFire: () => void): Transform {
+  let seen = 0;
+  let fired = false;
+  return new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+      if (fired || seen + chunk.length <= afterBytes) {
+        seen += chunk.length;
+        cb(null, chunk);
+        return;
+      }
+      fired = true;
+      const before = chunk.subarray(0, afterBytes - seen);
+      seen += chunk.length;
+      if (before.length > 0) this.push(before);
+      Promise.resolve()
+        .then(hook)
+        .then(
+          () => {
+            onFire();
+            cb(null, chunk.subarray(before.length));
+          },
+          (err: unknown) => cb(err as Error),
+        );
+    },
+  });
+}
+
 function xmlEscape(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
@@ -238,6 +269,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
 
     let flipResponse: { offset: number | undefined; rule: Rule } | undefined;
     let flipRequest: { offset: number | undefined; rule: Rule } | undefined;
+    let midHook: { afterBytes: number; hook: () => Promise<void> | void; rule: Rule } | undefined;
     let resetAfter: number | undefined;
     let rewrite: { set: Record<string, string>; remove: string[]; rule: Rule } | undefined;
     const headers = { ...req.headers };
@@ -282,6 +314,9 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
             return;
           }
           break;
+        case 'hook-mid-response':
+          midHook = { afterBytes: a.afterBytes, hook: () => a.hook(info), rule };
+          break;
         case 'response-headers':
           rewrite = { set: a.set ?? {}, remove: (a.remove ?? []).map((n) => n.toLowerCase()), rule };
           break;
@@ -324,6 +359,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         const r = flipResponse.rule;
         const length = Number(up.headers['content-length'] ?? NaN);
         body = up.pipe(flipper(flipResponse.offset, Number.isFinite(length) ? length : undefined, () => r.fired++));
+      }
+      if (midHook && (up.statusCode === 200 || up.statusCode === 206)) {
+        const r = midHook.rule;
+        body = body.pipe(midResponseHook(midHook.afterBytes, midHook.hook, () => r.fired++));
       }
       if (resetAfter !== undefined) {
         let sent = 0;
