@@ -20,8 +20,9 @@
  *          lists both buckets, merge-joins them and queues the differences —
  *          what `rclone copy` does, so the like-for-like comparison. The clock
  *          starts at the request, so it includes the scan worker picking the
- *          scan up (pg-boss polls the bb-scan queue every 2 s), the listings,
- *          the comparison and the queueing.
+ *          scan up (woken by NOTIFY on bb_scan_ready; before that change,
+ *          pg-boss polled the bb-scan queue every 2 s), the listings, the
+ *          comparison and the queueing.
  * Either way the clock stops when every status row says `completed`, so the
  * figure includes the queue, the leases and the status rows, not only the
  * bytes. rclone (Debian's 1.60) copies with matched settings: the same part
@@ -435,7 +436,7 @@ async function runBucketBridge({ feed, srcEndpoint, dstEndpoint, srcBucket, dstB
     if (rec.differences.missing !== keys.length) throw new Error(`scan found ${rec.differences.missing} missing keys, expected ${keys.length}`);
     const at = (x) => new Date(x).getTime();
     scan = {
-      // From the request to a bb-scan worker claiming it: pg-boss's polling of the scan queue.
+      // From the request to a bb-scan worker claiming it: the scan wake-up (before it, pg-boss's 2 s poll of the scan queue).
       waitSeconds: round((at(rec.startedAt) - at(rec.createdAt)) / 1000, 2),
       // Listing both buckets, merge-join, comparison, queueing the jobs (copies already run meanwhile).
       runSeconds: round((at(rec.finishedAt) - at(rec.startedAt)) / 1000, 2),

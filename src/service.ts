@@ -32,6 +32,7 @@ import { ReplicationWorkers } from './queue/replication-worker.js';
 import { StoreCache } from './replication/stores.js';
 import { TaskRegistry } from './tasks/registry.js';
 import { ScanRunner } from './scan/runner.js';
+import { SCAN_READY_CHANNEL } from './scan/scan-jobs.js';
 import { ScanService } from './scan/scans.js';
 import { ScanScheduler } from './scan/scheduler.js';
 import { ScanWorkers } from './scan/worker.js';
@@ -175,6 +176,12 @@ export async function startService(config: Config, log: Logger): Promise<Running
       const scanWorkers = new ScanWorkers(boss, new ScanRunner({ pool, boss, tasks, stores, log }), log);
       await scanWorkers.start();
       teardown.add('scan workers', () => scanWorkers.stop());
+      // A scan queued by any process (the admin API, the CLI, a schedule, a hand-back) wakes the
+      // scan workers at once instead of at their next poll (2 s), which stays as the fallback.
+      // Closed before the scan workers stop.
+      const scanWakeups = new JobWakeups({ connectionString, log, channel: SCAN_READY_CHANNEL, onWake: () => scanWorkers.nudge() });
+      await scanWakeups.start();
+      teardown.add('scan wake-ups', () => scanWakeups.close());
       const scheduler = new ScanScheduler({ pool, boss, tasks, scans, log });
       await scheduler.start();
       teardown.add('scan scheduler', () => scheduler.stop());

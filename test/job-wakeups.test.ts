@@ -7,7 +7,8 @@
  * listener comes back after its connection is killed or the database is
  * unreachable for a while (logging once per outage) and wakes the workers
  * again; a storm of notifications makes one wake; close() leaves nothing behind;
- * the service starts the listener only where workers run.
+ * the service starts its listeners (replicate and scan channels) only where
+ * workers run.
  *
  * Negative checks ("nothing was sent") do not wait for a time: a sentinel
  * notification is committed afterwards, and PostgreSQL delivers notifications
@@ -378,7 +379,7 @@ t.test('the service listens only where workers run, and closes the listener on s
     return startService(config as Parameters<typeof startService>[0], createLogger('silent'));
   };
   const withWorkers = await start(true);
-  t.equal(await listeners(), 1, 'a worker process listens');
+  t.equal(await listeners(), 2, 'a worker process listens (one connection for replicate jobs, one for scans)');
   await withWorkers.stop();
   await until('stop() closed it', async () => (await listeners()) === 0);
   const intakeOnly = await start(false);

@@ -8,7 +8,8 @@
  * still its own — a scan cancelled through the API, swept as stale, or whose
  * task was deleted stops at the next chunk. On shutdown the scan is handed
  * back: pending jobs are flushed, the row goes back to `queued` with its
- * position and a new bb-scan job, and any process resumes it from there.
+ * position and a new bb-scan job (announced, scan-jobs.ts), and any process
+ * resumes it from there.
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
@@ -16,7 +17,6 @@ import type PgBoss from 'pg-boss';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { withTransaction } from '../db/pool.js';
-import { QUEUES } from '../queue/boss.js';
 import { enqueueReplications } from '../queue/enqueue.js';
 import { taskEncryptionKey } from '../replication/encryption.js';
 import { createStore } from '../storage/create-store.js';
@@ -25,12 +25,9 @@ import type { Task, TaskRegistry } from '../tasks/registry.js';
 import type { StatusLookup, StatusRowLite } from './compare.js';
 import { readPrefixList } from './prefix-list.js';
 import { runPipeline, type PipelineOptions } from './pipeline.js';
+import { insertScanJob, returnScanJob } from './scan-jobs.js';
 import { ScanRepo, type ScanRecord } from './scan-repo.js';
 import { resolveScope } from './scope.js';
-
-export interface ScanJobData {
-  scanId: string;
-}
 
 export interface RunnerOptions extends Partial<PipelineOptions> {
   /** How often progress and the heartbeat are written (and cancellation noticed). */
@@ -49,16 +46,6 @@ export interface RunnerDeps {
   log: Logger;
   env?: NodeJS.ProcessEnv;
   options?: RunnerOptions;
-}
-
-function dbFor(client: pg.PoolClient): PgBoss.Db {
-  return { executeSql: (text, values) => client.query(text, values) };
-}
-
-/** Insert the bb-scan job that runs (or resumes) `scanId`, inside the caller's transaction. */
-export async function insertScanJob(boss: PgBoss, client: pg.PoolClient, jobId: string, scanId: string): Promise<void> {
-  const data: ScanJobData = { scanId };
-  await boss.insert([{ id: jobId, name: QUEUES.scan, data }], { db: dbFor(client) });
 }
 
 export function statusLookup(pool: pg.Pool, taskId: string): StatusLookup {
@@ -87,6 +74,15 @@ export class ScanRunner {
       task = this.deps.tasks.get(id);
     }
     return task;
+  }
+
+  /**
+   * Put back a bb-scan job that was fetched for a scan this process will not
+   * start after all (it is stopping): the job is runnable again, announced,
+   * and any process picks it up, as it would a scan handed back by run().
+   */
+  async handBack(jobId: string): Promise<void> {
+    await withTransaction(this.deps.pool, (client) => returnScanJob(this.deps.boss, client, jobId));
   }
 
   /**

@@ -20,7 +20,7 @@ import { withTransaction } from '../db/pool.js';
 import { AppError } from '../errors.js';
 import { QUEUES } from '../queue/boss.js';
 import type { TaskRegistry } from '../tasks/registry.js';
-import { insertScanJob } from './runner.js';
+import { insertScanJob } from './scan-jobs.js';
 import { ScanRepo, type ScanRecord, type ScanState, type ScanTrigger } from './scan-repo.js';
 import { scopeFromRequest, type ScanRequest } from './scope.js';
 
