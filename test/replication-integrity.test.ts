@@ -181,6 +181,21 @@ t.test('a byte flipped in part 3 of a multipart source read from OSS (combined C
   t.equal(oss.pendingUploads('odst'), 0, 'the failed attempt left no upload behind');
 });
 
+t.test('a byte flipped in part 2 of a multipart source read from S3 (whole-object MD5 against its ETag) is detected; the upload is aborted and redone', async (t) => {
+  const key = 'flip/source-md5-part.bin';
+  const body = randomBytes(4 * PART + 321);
+  await putS3('isrc', key, body);
+  // Only the whole-object MD5 can see this: the OSS destination checks the CRC-64 of what it was sent, flipped byte included.
+  const flip = proxies.s3src.add({ match: { method: 'GET', test: forKey(key) }, nth: 1, action: { type: 'flip-response-byte', offset: PART + 99 } });
+  await h.enqueue('s3-oss', key);
+  const row = await h.settled('s3-oss', key);
+  t.equal(flip.fired, 1);
+  t.equal(row.status, 'completed');
+  t.equal(row.attempts, 2);
+  t.ok(oss.getObject('idst', key)?.body.equals(body));
+  t.equal(oss.pendingUploads('idst'), 0, 'the failed attempt left no upload behind');
+});
+
 t.test('a byte flipped on the way to the destination is refused by Content-MD5 and resent', async (t) => {
   const key = 'flip/request.bin';
   const body = randomBytes(40 * KIB);
