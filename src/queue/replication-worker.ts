@@ -35,9 +35,9 @@ import type { ReplicationMetrics } from '../metrics.js';
 import { BufferPool, ByteBudget, Semaphore } from '../replication/byte-budget.js';
 import { IntegrityError } from '../replication/copy.js';
 import { reconcile, ReplicationError } from '../replication/reconcile.js';
-import type { StoreCache } from '../replication/stores.js';
+import type { StoreCache, TaskStores } from '../replication/stores.js';
 import { StorageError } from '../storage/errors.js';
-import type { TaskRegistry } from '../tasks/registry.js';
+import type { Task, TaskRegistry } from '../tasks/registry.js';
 import { QUEUES, replicateSingletonKey, type ReplicateJob } from './boss.js';
 import type { LeaseKeeper } from './leases.js';
 import type { KeyFailureAlerts } from '../alerts/index.js';
@@ -78,6 +78,21 @@ interface Classified {
   code: string;
   message: string;
   retryable: boolean;
+}
+
+/**
+ * A task's stores, or a retryable STORE_CONFIG_INVALID: creating them reads the
+ * process's environment (credentials, CA bundle, SSE-C key), validated at start
+ * but changeable since. Retryable, because another process may have what this
+ * one lacks; recorded like any failed attempt (status row, then failed and
+ * dead-lettered past the retry limit) instead of failing the job unrecorded.
+ */
+function storesFor(cache: StoreCache, task: Task): TaskStores {
+  try {
+    return cache.for(task);
+  } catch (err) {
+    throw new ReplicationError('STORE_CONFIG_INVALID', `task ${task.id}: its stores cannot be created: ${(err as Error).message}`, true);
+  }
 }
 
 function classify(err: unknown): Classified {
@@ -615,8 +630,9 @@ export class ReplicationWorkers {
     return this.limiterFor(taskId, task.options.maxConcurrentCopies).run(async () => {
       if (signal.aborted) throw new Error('shutting down');
       const started = process.hrtime.bigint();
-      const stores = this.deps.stores.for(current);
+      let stores: TaskStores | undefined;
       try {
+        stores = storesFor(this.deps.stores, current);
         const outcome = await reconcile(current, key, {
           source: stores.source,
           destination: await this.intents.prepare(taskId, key, stores.destination, log, job.intentPending),
@@ -668,7 +684,7 @@ export class ReplicationWorkers {
           errorMessage: c.message.slice(0, 2000),
         });
         this.deps.metrics.objectDone(taskId, final ? 'failed' : 'retrying', 0, durationMs / 1000);
-        if (final && stores.markers) await stores.markers.failed(key);
+        if (final && stores?.markers) await stores.markers.failed(key);
         if (final) await this.deps.alerts?.keyFailed(current, key, { code: c.code, message: c.message, attempts: job.retryCount + 1 });
         if (final && !c.retryable && !lastAttempt) {
           // Permanent: no point retrying. Dead-letter it ourselves and end the job.

@@ -41,6 +41,8 @@ export interface ReplicationHarness {
   /** Jobs in the dead-letter queue. */
   deadLetters(): Promise<{ data: ReplicateJob & { error?: { code: string; message: string } } }[]>;
   close(): Promise<void>;
+  /** The environment the stores read credentials from when they are created (a test may change it). */
+  env: NodeJS.ProcessEnv;
 }
 
 export interface HarnessOptions {
@@ -108,6 +110,7 @@ export async function startReplication(options: HarnessOptions): Promise<Replica
   return {
     db,
     pool,
+    env,
     boss,
     tasks,
     workers,
