@@ -189,7 +189,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
 
     // Closed after the HTTP server (teardown runs in reverse): requests still waiting for
     // their batch are written before the pool closes.
-    const enqueuer = await IntakeEnqueuer.create(boss, pool, { onBatch: (n, committed) => metrics.intakeBatches.batch(n, committed) });
+    const enqueuer = await IntakeEnqueuer.create(boss, pool, { log, onBatch: (n, committed) => metrics.intakeBatches.batch(n, committed) });
     teardown.add('intake enqueuer', () => enqueuer.close());
     const app = await buildApp({
       logger: log,

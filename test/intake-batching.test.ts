@@ -16,7 +16,7 @@ import type PgBoss from 'pg-boss';
 import { signedHeaders, signedPost } from '../src/auth/signed-client.js';
 import { isDatabaseUnavailable } from '../src/http/errors.js';
 import { IntakeEnqueuer, type IntakeOutcome, type IntakeRequest } from '../src/queue/enqueue.js';
-import { buildIntakeStatement } from '../src/queue/intake-statement.js';
+import { buildIntakeStatements } from '../src/queue/intake-statement.js';
 import { startStack, testTask, type Stack } from './support/stack.js';
 
 const secret = randomBytes(24).toString('hex');
@@ -286,9 +286,16 @@ t.test('close(): requests already submitted are written, later ones get 503 SHUT
 });
 
 t.test('the statement is built from the installed pg-boss SQL, and a changed shape fails at startup', async (t) => {
-  const statement = await buildIntakeStatement(stack.boss);
-  t.match(statement.name, /^bb_intake_batch_[0-9a-f]{16}$/, 'a name derived from the text');
-  t.equal((await buildIntakeStatement(stack.boss)).name, statement.name, 'stable');
+  const { notifying, quiet } = await buildIntakeStatements(stack.boss);
+  for (const statement of [notifying, quiet]) t.match(statement.name, /^bb_intake_batch_[0-9a-f]{16}$/, 'a name derived from the text');
+  const again = await buildIntakeStatements(stack.boss);
+  t.same([again.notifying.name, again.quiet.name], [notifying.name, quiet.name], 'stable');
+  t.not(quiet.name, notifying.name, 'two variants, two names');
+  // The variants differ only by the wake-up CTE (throttled by the enqueuer, see test/intake-wakeups.test.ts).
+  t.match(notifying.text, /pg_notify\('bb_replicate_ready', ''\)/, 'the notifying variant notifies');
+  t.notMatch(quiet.text, /pg_notify|\bw AS\b/, 'the quiet one does not');
+  t.equal(quiet.text, notifying.text.replace(/,\s*w AS \([^)]*\)[^)]*\) one\)/, '').replace(/\s*CROSS JOIN \(SELECT count\(\*\) FROM w\) wake$/, ''), 'and is otherwise the same text');
+  t.same(quiet.bossDefaults, notifying.bossDefaults, 'same parameters');
   // pg-boss's own SQL, altered the ways an upgrade could alter it.
   let real = '';
   await stack.boss.insert([], { db: { executeSql: async (text: string) => ((real = text), { rows: [] }) } });
@@ -310,18 +317,20 @@ t.test('a generic plan made while the ledger is young probes it by its signature
   // was young (never analyzed: PostgreSQL assumes 10 pages), hashed the requests and seq-scanned the
   // whole ledger, twice per statement, for the connection's life. The ledger's statistics are reset
   // to that state (PostgreSQL 18's pg_restore_relation_stats) and a generic plan forced.
-  const statement = await buildIntakeStatement(stack.boss);
+  const statements = await buildIntakeStatements(stack.boss);
   const client = await direct.connect();
   try {
     await client.query(`SELECT pg_restore_relation_stats('schemaname', 'public', 'relname', 'bb_intake_ledger', 'relpages', 0, 'reltuples', -1::real)`);
     await client.query('SET plan_cache_mode = force_generic_plan');
-    const values = ['[]', ...statement.bossDefaults, '[]'];
-    await client.query({ name: statement.name, text: statement.text, values }); // prepares it; an empty batch writes nothing
-    const args = values.map((v) => (v === null || v === undefined ? 'NULL' : client.escapeLiteral(String(v)))).join(', ');
-    const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (COSTS off) EXECUTE ${statement.name}(${args})`);
-    const plan = rows.map((r) => r['QUERY PLAN']).join('\n');
-    t.notMatch(plan, /Seq Scan on bb_intake_ledger/, 'no scan of the ledger');
-    t.match(plan, /Index (Only )?Scan using bb_intake_ledger_signature/, 'a probe of the signature index');
+    for (const [variant, statement] of Object.entries(statements)) {
+      const values = ['[]', ...statement.bossDefaults, '[]'];
+      await client.query({ name: statement.name, text: statement.text, values }); // prepares it; an empty batch writes nothing
+      const args = values.map((v) => (v === null || v === undefined ? 'NULL' : client.escapeLiteral(String(v)))).join(', ');
+      const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (COSTS off) EXECUTE ${statement.name}(${args})`);
+      const plan = rows.map((r) => r['QUERY PLAN']).join('\n');
+      t.notMatch(plan, /Seq Scan on bb_intake_ledger/, `${variant}: no scan of the ledger`);
+      t.match(plan, /Index (Only )?Scan using bb_intake_ledger_signature/, `${variant}: a probe of the signature index`);
+    }
   } finally {
     await client.query('ANALYZE bb_intake_ledger').catch(() => undefined);
     client.release();

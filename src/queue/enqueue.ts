@@ -11,11 +11,12 @@
 import { randomUUID } from 'node:crypto';
 import type PgBoss from 'pg-boss';
 import type pg from 'pg';
+import type { Logger } from 'pino';
 import { withTransaction } from '../db/pool.js';
 import { AppError } from '../errors.js';
 import { QUEUES, replicateSingletonKey, type ReplicateJob } from './boss.js';
 import { NOTIFY_REPLICATE_READY_SQL } from './job-wakeups.js';
-import { buildIntakeStatement, type IntakeStatement, type StatementJob, type StatementRequest } from './intake-statement.js';
+import { buildIntakeStatements, type IntakeStatements, type StatementJob, type StatementRequest } from './intake-statement.js';
 
 export interface EnqueueResult {
   accepted: number;
@@ -88,6 +89,23 @@ export interface IntakeEnqueuerOptions {
   maxInFlight?: number;
   /** Called after each statement with its number of requests, for metrics. */
   onBatch?: (requests: number, committed: boolean) => void;
+  /**
+   * The wake-up notifications this enqueuer sends on the replicate channel are
+   * at least this far apart (default 20 ms): see "Wake-ups" on IntakeEnqueuer.
+   */
+  notifyWindowMs?: number;
+  /** Where a failed trailing notify is reported (warn once, then debug until one succeeds). */
+  log?: Pick<Logger, 'warn' | 'debug'>;
+}
+
+export interface IntakeWakeStats {
+  /** Committed statements that carried the notify (it notified if the statement queued a job). */
+  inStatement: number;
+  /** Standalone notifies sent after quiet statements committed, and those that failed. */
+  trailing: number;
+  trailingFailed: number;
+  /** A trailing notify is due or being sent. */
+  pending: boolean;
 }
 
 export interface IntakeBatchStats {
@@ -154,6 +172,28 @@ export const SHUTTING_DOWN = 'SHUTTING_DOWN';
  *   flight here, or committed by another process while this statement ran,
  *   resolves `replayed` with the first answer and queues nothing.
  *
+ * Wake-ups. Idle replication workers in every process are woken by a
+ * notification on the replicate channel (job-wakeups.ts). Sent by every
+ * statement, it cost intake throughput: PostgreSQL serialises the commits of
+ * notifying transactions (intake-statement.ts). So the notifications are
+ * throttled to one per `notifyWindowMs` (W), with a leading and a trailing edge:
+ * - leading: a statement that starts when this enqueuer has sent (or
+ *   scheduled) no notify within the last W carries it (the `notifying`
+ *   variant): delivered with its commit, no extra transaction; an isolated
+ *   request costs exactly that;
+ * - trailing: any other statement runs the `quiet` variant, and once it has
+ *   committed having queued a job, one standalone `SELECT pg_notify(…)` is
+ *   scheduled for the end of the window (W after the previous notify), after
+ *   the commit by construction, so a worker it wakes sees the jobs. The quiet
+ *   statements that commit before it fires share it; one that commits while it
+ *   is being sent schedules the next one (that one might not cover it).
+ * So no queued job is left unannounced by this enqueuer, and under load it
+ * sends about one notification per W instead of one per statement, i.e. a
+ * job waits at most about W longer for its wake-up. A trailing notify that
+ * fails (a database blip between the commit and the notify) is logged and
+ * dropped: workers still poll (500 ms), so it costs at most a poll interval,
+ * never a job, like any lost notification (RELIABILITY.md, Job wake-ups).
+ *
  * One per service instance (it holds the batching state); close() on shutdown.
  */
 export class IntakeEnqueuer {
@@ -168,20 +208,34 @@ export class IntakeEnqueuer {
   private closed = false;
   private idle: (() => void)[] = [];
   private readonly counts = { batches: 0, requests: 0, maxBatch: 0, failedBatches: 0, failedRequests: 0, retries: 0, twins: 0 };
+  private readonly notifyWindowMs: number;
+  /** When the last notify was sent or scheduled (a notifying statement started, a trailing one sent); performance.now(). */
+  private lastNotifyAt = Number.NEGATIVE_INFINITY;
+  /** The trailing notify, while it waits for the end of the window. */
+  private trailingTimer?: NodeJS.Timeout;
+  /** The trailing notify, while it is being sent. */
+  private trailingSend?: Promise<void>;
+  /** A quiet statement that queued jobs committed, and no notify issued after its commit has been sent yet. */
+  private unannounced = false;
+  /** The last trailing notify failed: the next failure logs at debug only. */
+  private notifyFailing = false;
+  private readonly wakeCounts = { inStatement: 0, trailing: 0, trailingFailed: 0 };
 
-  /** Builds (and checks) the statement before the first request: a pg-boss it cannot work with fails start-up. */
+  /** Builds (and checks) the statements before the first request: a pg-boss they cannot work with fails start-up. */
   static async create(boss: PgBoss, pool: pg.Pool, options: IntakeEnqueuerOptions = {}): Promise<IntakeEnqueuer> {
-    return new IntakeEnqueuer(pool, await buildIntakeStatement(boss), options);
+    return new IntakeEnqueuer(pool, await buildIntakeStatements(boss), options);
   }
 
   private constructor(
     private readonly pool: pg.Pool,
-    private readonly statement: IntakeStatement,
+    private readonly statements: IntakeStatements,
     private readonly options: IntakeEnqueuerOptions,
   ) {
     this.maxBatch = options.maxBatch ?? 256;
     this.maxInFlight = options.maxInFlight ?? 2;
+    this.notifyWindowMs = options.notifyWindowMs ?? 20;
     if (!(this.maxBatch >= 1 && this.maxInFlight >= 1)) throw new Error('IntakeEnqueuer: maxBatch and maxInFlight must be at least 1');
+    if (!(this.notifyWindowMs >= 0)) throw new Error('IntakeEnqueuer: notifyWindowMs must not be negative');
   }
 
   /** Queue the jobs of one intake request and write its ledger row, or find the first answer to its signature. */
@@ -215,15 +269,32 @@ export class IntakeEnqueuer {
     return { ...this.counts, waiting: this.waiting.length, inFlight: this.requestsInFlight };
   }
 
+  /** How the wake-up notifications were sent (see "Wake-ups" above). */
+  wakeStats(): IntakeWakeStats {
+    return { ...this.wakeCounts, pending: this.trailingTimer !== undefined || this.trailingSend !== undefined };
+  }
+
   /**
    * Refuse new requests (503 SHUTTING_DOWN) and resolve once every request
    * already submitted is answered: the waiting ones are still written (the
-   * pool must stay open until this resolves). No timer is left behind.
+   * pool must stay open until this resolves). A trailing notify still due for
+   * committed jobs is sent at once rather than at the end of its window, and
+   * awaited, so the workers of other processes hear of the last jobs without
+   * waiting for their poll. No timer is left behind.
    */
   async close(): Promise<void> {
     this.closed = true;
-    if (this.waiting.length === 0 && this.statementsInFlight === 0) return;
-    await new Promise<void>((resolve) => this.idle.push(resolve));
+    if (this.waiting.length > 0 || this.statementsInFlight > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+    // No statement runs any more, so nothing can schedule another trailing notify after this loop.
+    while (this.trailingTimer || this.trailingSend) {
+      if (this.trailingSend) {
+        await this.trailingSend;
+      } else {
+        clearTimeout(this.trailingTimer);
+        this.trailingTimer = undefined;
+        await this.sendTrailing();
+      }
+    }
   }
 
   /**
@@ -282,6 +353,71 @@ export class IntakeEnqueuer {
     });
   }
 
+  /**
+   * The leading edge: whether the statement about to start carries the notify.
+   * Yes when none was sent or scheduled within the window; it then counts as
+   * sent now (if it fails, it queued nothing, and quiet statements never rely on
+   * it: each schedules its own trailing notify).
+   */
+  private takeLeadingNotify(): boolean {
+    if (this.trailingTimer || this.trailingSend) return false;
+    const now = performance.now(); // monotonic: a clock step cannot stop the notifications
+    if (now - this.lastNotifyAt < this.notifyWindowMs) return false;
+    this.lastNotifyAt = now;
+    return true;
+  }
+
+  /** A quiet statement committed having queued jobs: make sure a notify is sent after this point. */
+  private announceLater(): void {
+    this.unannounced = true;
+    // Scheduled, or being sent: a notify being sent may have been issued before this commit, so
+    // sendTrailing() checks `unannounced` again when it is done.
+    if (this.trailingTimer || this.trailingSend) return;
+    this.armTrailing();
+  }
+
+  private armTrailing(): void {
+    const wait = this.lastNotifyAt + this.notifyWindowMs - performance.now();
+    this.trailingTimer = setTimeout(() => {
+      this.trailingTimer = undefined;
+      // A timer armed late in a long turn of the event loop can fire a little early by
+      // performance.now(); the window is a promise (notifications at least W apart), so wait it out.
+      if (performance.now() - this.lastNotifyAt < this.notifyWindowMs) this.armTrailing();
+      else void this.sendTrailing();
+    }, Math.max(0, wait));
+    // close() sends a due notify itself; a process that exits without close() loses it, and the
+    // workers find the jobs at their next poll.
+    this.trailingTimer.unref();
+  }
+
+  /** Send the trailing notify now, and schedule the next one if more quiet statements committed meanwhile. Never rejects. */
+  private sendTrailing(): Promise<void> {
+    this.unannounced = false;
+    this.lastNotifyAt = performance.now();
+    const send = (async () => {
+      try {
+        // Its own implicit transaction on any pooled connection; issued after the commits it
+        // announces were acknowledged, so delivered after them.
+        await this.pool.query(NOTIFY_REPLICATE_READY_SQL);
+        this.wakeCounts.trailing++;
+        this.notifyFailing = false;
+      } catch (err) {
+        this.wakeCounts.trailingFailed++;
+        const message = 'intake: the trailing job wake-up notify failed; workers find the jobs at their next poll';
+        if (this.notifyFailing) this.options.log?.debug({ err }, message);
+        else this.options.log?.warn({ err }, message);
+        this.notifyFailing = true;
+      }
+    })();
+    this.trailingSend = send.finally(() => {
+      this.trailingSend = undefined;
+      // Quiet statements that committed while it was on its way: this one may have been issued
+      // before their commit, so they get the next one (at the end of the next window).
+      if (this.unannounced && !this.trailingTimer) this.armTrailing();
+    });
+    return this.trailingSend;
+  }
+
   private async commit(batch: Pending[]): Promise<IntakeOutcome[]> {
     const jobs: StatementJob[] = [];
     const requests: StatementRequest[] = batch.map((p, i) => {
@@ -301,14 +437,18 @@ export class IntakeEnqueuer {
         njobs: p.request.jobs.length,
       };
     });
-    const values = [JSON.stringify(jobs), ...this.statement.bossDefaults, JSON.stringify(requests)];
+    // Decided once per batch: a retry runs the same variant (the failed run sent nothing).
+    const notify = this.takeLeadingNotify();
+    const statement = notify ? this.statements.notifying : this.statements.quiet;
+    const values = [JSON.stringify(jobs), ...statement.bossDefaults, JSON.stringify(requests)];
     let rows: { i: number; accepted: number; replay: Record<string, unknown> | null }[];
     for (let attempt = 1; ; attempt++) {
       try {
         // pool.query releases the connection with the error when the statement fails, and pg-pool
         // then destroys it: a broken connection (or one in an unknown state) never carries the
-        // prepared statement into the next batch. A healthy one keeps it: prepared once per connection.
-        ({ rows } = await this.pool.query({ name: this.statement.name, text: this.statement.text, values }));
+        // prepared statement into the next batch. A healthy one keeps it: prepared once per
+        // connection, each variant under its own name.
+        ({ rows } = await this.pool.query({ name: statement.name, text: statement.text, values }));
         break;
       } catch (err) {
         // The statement wrote nothing; run it again and the twin is then seen in the ledger.
@@ -316,6 +456,9 @@ export class IntakeEnqueuer {
         this.counts.retries++;
       }
     }
+    // Committed. Before anything else can throw: the jobs are queued whatever happens to the answers.
+    if (notify) this.wakeCounts.inStatement++;
+    else if (rows.some((r) => r.accepted > 0)) this.announceLater();
     const byIndex = new Map(rows.map((r) => [r.i, r]));
     return batch.map((p, i): IntakeOutcome => {
       const row = byIndex.get(i);

@@ -11,8 +11,16 @@
  *        j     AS (<pg-boss's job INSERT, fed only the jobs of fresh requests> RETURNING id),
  *        n     AS (jobs actually inserted, per request),
  *        l     AS (INSERT INTO bb_intake_ledger: one row per fresh request, no ON CONFLICT),
- *        w     AS (pg_notify on the replicate channel, once, if j inserted anything)
+ *        w     AS (pg_notify on the replicate channel, once, if j inserted anything;
+ *                  only in the `notifying` variant, see below)
  *   SELECT per request: accepted count, and the stored answer when it is a replay
+ *
+ * It comes in two variants, built from one text and one capture of pg-boss's
+ * SQL: `notifying` (with `w`) and `quiet` (without it). The enqueuer throttles
+ * the wake-up notifications (IntakeEnqueuer, `notifyWindowMs`): a statement
+ * carries the notify only when the enqueuer sent none within the window, and
+ * the quiet statements in between are announced by one trailing standalone
+ * notify after they committed.
  *
  * The ledger INSERT deliberately has no ON CONFLICT: if another process
  * commits the same signature while this statement runs, the statement fails
@@ -63,9 +71,17 @@ export interface StatementRequest {
 /** A pg-boss job row plus the index of the request it belongs to (pg-boss ignores unknown fields). */
 export type StatementJob = PgBoss.JobInsert & { id: string; request: number };
 
+/** The two variants of the statement; they differ only in the `w` CTE, so they take the same parameters and return the same rows. */
+export interface IntakeStatements {
+  /** Runs pg_notify(REPLICATE_READY_CHANNEL) in `w` when it queued a job: delivered when it commits. */
+  notifying: IntakeStatement;
+  /** The same statement without `w`: its jobs must be announced by a notify sent after it committed. */
+  quiet: IntakeStatement;
+}
+
 /**
- * Builds the statement around the job INSERT that the installed pg-boss
- * would run for `boss.insert()`.
+ * Builds both variants of the statement around the job INSERT that the
+ * installed pg-boss would run for `boss.insert()`.
  *
  * Why capture pg-boss's SQL instead of writing our own INSERT INTO pgboss.job:
  * that statement is where pg-boss applies the queue's policy (stately singleton
@@ -73,12 +89,13 @@ export type StatementJob = PgBoss.JobInsert & { id: string; request: number };
  * and backoff, expiry, retention, dead letter); a copy in this repository would
  * silently drift from the pg-boss version in node_modules on the next upgrade.
  * Capturing it (through a stand-in `executeSql`; nothing reaches the database)
- * reuses exactly the installed version's semantics. The rewrite depends on the
+ * reuses exactly the installed version's semantics. Both variants are built
+ * from the one capture. The rewrite depends on the
  * statement's shape, so that shape is checked here, once, at startup: if a
  * pg-boss upgrade changes it the service refuses to start, instead of failing
  * (or, worse, queueing wrongly) request by request.
  */
-export async function buildIntakeStatement(boss: PgBoss): Promise<IntakeStatement> {
+export async function buildIntakeStatements(boss: PgBoss): Promise<IntakeStatements> {
   let captured: { text: string; values: unknown[] } | undefined;
   await boss.insert([], {
     db: {
@@ -92,11 +109,25 @@ export async function buildIntakeStatement(boss: PgBoss): Promise<IntakeStatemen
   if (problem || !captured) {
     throw new Error(`intake: pg-boss's job INSERT has an unexpected shape (${problem ?? 'not captured'}); the batched intake statement cannot be built for this pg-boss version`);
   }
+  const jobInsert = captured.text.replace(RECORDSET, JOBS_OF_FRESH_REQUESTS).trimEnd();
+  const bossDefaults = captured.values.slice(1);
+  const variant = (notify: boolean): IntakeStatement => {
+    const text = statementText(jobInsert, notify);
+    // Each variant is prepared under its own name (once per connection), as node-postgres requires.
+    const name = `bb_intake_batch_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`;
+    return { name, text, bossDefaults };
+  };
+  return { notifying: variant(true), quiet: variant(false) };
+}
+
+/** The job list pg-boss's INSERT reads instead of all of $1: only the jobs of requests without a stored answer. */
+const JOBS_OF_FRESH_REQUESTS =
+  `json_to_recordset((SELECT coalesce(json_agg(x.job), '[]'::json) FROM json_array_elements($1::json) AS x(job) ` +
+  `WHERE (x.job->>'request')::int IN (SELECT i FROM fresh)))`;
+
+/** The statement's text around pg-boss's (rewritten) job INSERT, with or without the `w` CTE that notifies. */
+function statementText(jobInsert: string, notify: boolean): string {
   const requestParam = `$${BOSS_PARAMS + 1}`;
-  const jobsOfFreshRequests =
-    `json_to_recordset((SELECT coalesce(json_agg(x.job), '[]'::json) FROM json_array_elements($1::json) AS x(job) ` +
-    `WHERE (x.job->>'request')::int IN (SELECT i FROM fresh)))`;
-  const jobInsert = captured.text.replace(RECORDSET, jobsOfFreshRequests).trimEnd();
   // The ledger is read once per request, in `req`, by a correlated scalar subquery: a probe of the
   // unique signature index per request (≈ 3 buffer hits), for whichever plan is cached. As joins (a
   // NOT EXISTS in `fresh` and a LEFT JOIN in the final SELECT, until 2026-11-22), the ledger lookups
@@ -116,7 +147,29 @@ export async function buildIntakeStatement(boss: PgBoss): Promise<IntakeStatemen
   // One read also serves both uses, `fresh` (no stored answer) and the replay answer, and the two
   // cannot disagree: every part of one statement sees the same snapshot, the one the ledger INSERT's
   // unique index check goes beyond (see the note on the missing ON CONFLICT above).
-  const text = `
+  // `w` wakes idle workers in every process (job-wakeups.ts): one notification per statement, and
+  // only when it queued a job (j returned a row). The statement is its own transaction, so the
+  // notification is delivered when it commits, after the jobs are visible, and never when it
+  // fails (a failed batch, a twin's unique violation: nothing was queued). A CTE that nothing reads
+  // is never run, hence the cross join with its one-row count. Cost: 0.01–0.02 ms per statement on
+  // one connection; but PostgreSQL serialises the commits of notifying transactions (a cluster-wide
+  // lock held until each commit is flushed), so two statements in flight cannot commit at the same
+  // instant: 2–11 % of the statement rate with two connections committing back to back
+  // (RELIABILITY.md, Limits), and the intake benchmark at high concurrency (hundreds of statements
+  // a second) showed a loss of accepted requests per second when every statement notified.
+  //
+  // Hence the `quiet` variant, the same text without `w` (and without the cross join): the
+  // enqueuer (IntakeEnqueuer, notifyWindowMs) sends the notify in a statement only when it sent
+  // none within the last window (the leading edge: an isolated request still wakes the workers with
+  // its own commit, no extra transaction), and runs the quiet variant otherwise, announcing those
+  // jobs with one standalone `SELECT pg_notify(…)` after they committed (the trailing edge). Under
+  // load that is about one notifying transaction per window instead of one per statement.
+  const wakeCte = `,
+         w AS (
+           SELECT pg_notify('${REPLICATE_READY_CHANNEL}', '') FROM (SELECT 1 FROM j LIMIT 1) one)`;
+  const wakeJoin = `
+     CROSS JOIN (SELECT count(*) FROM w) wake`;
+  return `
     WITH req AS (
            SELECT r.i, r.request_id, r.sender, r.task_id, r.format, r.ignored, r.response, r.njobs, r.sig,
                   (SELECT old.response FROM bb_intake_ledger old WHERE old.signature_hash = r.sig) AS replay
@@ -135,25 +188,10 @@ export async function buildIntakeStatement(boss: PgBoss): Promise<IntakeStatemen
            INSERT INTO bb_intake_ledger (request_id, sender, task_id, format, accepted, duplicates, ignored, signature_hash, response)
            SELECT f.request_id, f.sender, f.task_id, f.format, coalesce(n.accepted, 0), f.njobs - coalesce(n.accepted, 0), f.ignored, f.sig,
                   f.response || jsonb_build_object('accepted', coalesce(n.accepted, 0), 'duplicates', f.njobs - coalesce(n.accepted, 0))
-             FROM fresh f LEFT JOIN n ON n.i = f.i),
-         w AS (
-           SELECT pg_notify('${REPLICATE_READY_CHANNEL}', '') FROM (SELECT 1 FROM j LIMIT 1) one)
+             FROM fresh f LEFT JOIN n ON n.i = f.i)${notify ? wakeCte : ''}
     SELECT r.i, coalesce(n.accepted, 0) AS accepted, r.replay
       FROM req r
-      LEFT JOIN n ON n.i = r.i
-     CROSS JOIN (SELECT count(*) FROM w) wake`;
-  // `w` wakes idle workers in every process (job-wakeups.ts): one notification per statement, and
-  // only when it queued a job (j returned a row). The statement is its own transaction, so the
-  // notification is delivered when it commits, after the jobs are visible, and never when it
-  // fails (a failed batch, a twin's unique violation: nothing was queued). A CTE that nothing reads
-  // is never run, hence the cross join with its one-row count. Cost: 0.01–0.02 ms per statement on
-  // one connection; and PostgreSQL serialises the commits of notifying transactions (a cluster-wide
-  // lock until each commit is flushed), which cost 2–11 % of the statement rate with two connections
-  // committing back to back (RELIABILITY.md, Limits). Notifying after the commit from another
-  // transaction avoids the lock but costs one more transaction per batch in a service and a
-  // database that are CPU-bound under intake load; revisit if the intake benchmark shows the lock.
-  const name = `bb_intake_batch_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`;
-  return { name, text, bossDefaults: captured.values.slice(1) };
+      LEFT JOIN n ON n.i = r.i${notify ? wakeJoin : ''}`;
 }
 
 /** Why the captured statement cannot be rewritten, or undefined when it can. */

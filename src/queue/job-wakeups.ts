@@ -7,7 +7,9 @@
  * the workers (an intake-only deployment, a scan in another worker process, the
  * CLI, the bench), so the signal has to go through the database: whoever commits
  * ready replicate jobs also runs `pg_notify(REPLICATE_READY_CHANNEL, '')` in the
- * same transaction (enqueue.ts, intake-statement.ts). PostgreSQL
+ * same transaction (enqueue.ts, intake-statement.ts), or, for the intake's
+ * statements inside its notify window, in a transaction of its own issued after
+ * theirs committed (IntakeEnqueuer, "Wake-ups"). PostgreSQL
  * delivers a notification when, and only if, its transaction commits, so a
  * listener is never woken for jobs it cannot see yet, nor for jobs that were
  * rolled back. The payload is empty: nothing about tasks or keys leaves the
@@ -36,7 +38,7 @@ import type { Logger } from 'pino';
 /** The channel the replicate queue's wake-ups go through. Per database, as every LISTEN. */
 export const REPLICATE_READY_CHANNEL = 'bb_replicate_ready';
 
-/** The statement that sends a wake-up; run it inside the transaction that queues the jobs. */
+/** The statement that sends a wake-up; run it inside the transaction that queues the jobs, or after that one committed. */
 export const NOTIFY_REPLICATE_READY_SQL = `SELECT pg_notify('${REPLICATE_READY_CHANNEL}', '')`;
 
 export interface JobWakeupsOptions {

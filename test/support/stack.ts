@@ -94,6 +94,7 @@ export async function startStack(
   registerQueueGauges(metrics.registry, { snapshot: () => statusRepo.queueSnapshot(), taskIds: () => tasks.all().map((t) => t.id) }, options.metricsTtlMs ?? 0);
   await senders.loadApiSenders(new SenderRepo(pool, masterKey ? new SecretBox(masterKey) : undefined));
   const enqueuer = await IntakeEnqueuer.create(boss, pool, {
+    log,
     ...options.enqueuer,
     onBatch: (n, committed) => {
       metrics.intakeBatches.batch(n, committed);
