@@ -196,9 +196,9 @@ t.test('every bb-scan insert notifies in its transaction; a skipped or rolled-ba
   await scans.cancel('notify', first.scan.id);
 });
 
-t.test('a scan requested through the admin API of another process starts at once, not at the next 30 s poll', async (t) => {
-  const inst = instrumented(stack.boss);
-  const workers = new ScanWorkers(inst.boss, runner(), log, { concurrency: 2, pollingIntervalSeconds: LONG_POLL });
+/** Scan workers on the 30 s poll, woken by a listener of their own on the scan channel; both stopped at teardown. */
+async function listeningWorkers(t: { teardown(fn: () => Promise<void>): void }, concurrency: number, boss: PgBoss = stack.boss): Promise<{ workers: ScanWorkers; wakeups: JobWakeups }> {
+  const workers = new ScanWorkers(boss, runner(), log, { concurrency, pollingIntervalSeconds: LONG_POLL });
   const wakeups = new JobWakeups({ connectionString: stack.db.url, log, channel: SCAN_READY_CHANNEL, onWake: () => workers.nudge() });
   await workers.start();
   await wakeups.start();
@@ -206,6 +206,12 @@ t.test('a scan requested through the admin API of another process starts at once
     await wakeups.close();
     await workers.stop();
   });
+  return { workers, wakeups };
+}
+
+t.test('a scan requested through the admin API of another process starts at once, not at the next 30 s poll', async (t) => {
+  const inst = instrumented(stack.boss);
+  const { wakeups } = await listeningWorkers(t, 2, inst.boss);
   t.ok(wakeups.listening);
   // The fetch at start and the one after LISTEN: then only a wake or the 30 s poll fetches again.
   await inst.asleep(2);
@@ -242,14 +248,7 @@ t.test('with no listener the fallback poll still runs the scan', async (t) => {
 });
 
 t.test('a scan announced while every slot is busy starts as soon as the slot frees', async (t) => {
-  const workers = new ScanWorkers(stack.boss, runner(), log, { concurrency: 1, pollingIntervalSeconds: LONG_POLL });
-  const wakeups = new JobWakeups({ connectionString: stack.db.url, log, channel: SCAN_READY_CHANNEL, onWake: () => workers.nudge() });
-  await workers.start();
-  await wakeups.start();
-  t.teardown(async () => {
-    await wakeups.close();
-    await workers.stop();
-  });
+  const { workers, wakeups } = await listeningWorkers(t, 1);
   const busy = await scans.request('busy', undefined, 'api');
   await eventually(async () => ((await scans.get('busy', busy.scan.id))?.state === 'running' ? true : undefined), 10_000, 'busy running');
   t.equal(workers.activeScans, 1, 'the only slot is taken');
@@ -273,14 +272,7 @@ t.test('stop() hands a running scan back; another ScanWorkers, woken by the hand
   await eventually(async () => ((await scans.get('resume', scan.id))?.counters.sourceKeys ?? 0) >= 300 || undefined, 20_000, 'some progress');
   // B listens from now on: it has nothing to fetch until A hands the scan back.
   const inst = instrumented(stack.boss);
-  const b = new ScanWorkers(inst.boss, runner(), log, { concurrency: 1, pollingIntervalSeconds: LONG_POLL });
-  const wakeups = new JobWakeups({ connectionString: stack.db.url, log, channel: SCAN_READY_CHANNEL, onWake: () => b.nudge() });
-  await b.start();
-  await wakeups.start();
-  t.teardown(async () => {
-    await wakeups.close();
-    await b.stop();
-  });
+  const { workers: b } = await listeningWorkers(t, 1, inst.boss);
   await inst.asleep(2);
   t.equal(b.activeScans, 0);
   await drainObserved();
