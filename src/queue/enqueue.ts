@@ -174,8 +174,10 @@ export const SHUTTING_DOWN = 'SHUTTING_DOWN';
  *
  * Wake-ups. Idle replication workers in every process are woken by a
  * notification on the replicate channel (job-wakeups.ts). Sent by every
- * statement, it cost intake throughput: PostgreSQL serialises the commits of
- * notifying transactions (intake-statement.ts). So the notifications are
+ * statement, it would make every intake commit wait its turn: PostgreSQL
+ * serialises the commits of notifying transactions (intake-statement.ts;
+ * measured in isolation, 2–11 % of the statement rate; in the intake
+ * benchmark within its run-to-run spread). So the notifications are
  * throttled to one per `notifyWindowMs` (W), with a leading and a trailing edge:
  * - leading: a statement that starts when this enqueuer has sent (or
  *   scheduled) no notify within the last W carries it (the `notifying`

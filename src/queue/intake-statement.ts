@@ -155,8 +155,8 @@ function statementText(jobInsert: string, notify: boolean): string {
   // one connection; but PostgreSQL serialises the commits of notifying transactions (a cluster-wide
   // lock held until each commit is flushed), so two statements in flight cannot commit at the same
   // instant: 2–11 % of the statement rate with two connections committing back to back
-  // (RELIABILITY.md, Limits), and the intake benchmark at high concurrency (hundreds of statements
-  // a second) showed a loss of accepted requests per second when every statement notified.
+  // (RELIABILITY.md, Limits); in the intake benchmark at c=64 (≈ 320 statements a second) the
+  // difference was within the ±5 % spread between runs (bench/README.md, Intake, session 4).
   //
   // Hence the `quiet` variant, the same text without `w` (and without the cross join): the
   // enqueuer (IntakeEnqueuer, notifyWindowMs) sends the notify in a statement only when it sent

@@ -14,8 +14,9 @@
  * while up to partConcurrency earlier parts upload in parallel. The upload id
  * and each finished part are persisted, so an attempt after a crash re-checks
  * the parts already on the destination (reading their bytes again and
- * comparing MD5 and CRC-64 to the part's record) and uploads only the rest. An upload is kept for the next attempt only when the failure is
- * transient; otherwise it is aborted, so none is left behind.
+ * comparing MD5 and CRC-64 to the part's record) and uploads only the rest.
+ * An upload is kept for the next attempt only when the failure is transient;
+ * otherwise it is aborted, so none is left behind.
  *
  * A destination that acknowledges a write but reports a different checksum
  * holds a wrong object under a fingerprint that says "copied": the object is

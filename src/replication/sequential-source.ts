@@ -48,22 +48,11 @@ export class SequentialSource {
   #offset = 0;
   #failuresInRow = 0;
   #sinceOpen = 0;
-  #reopens = 0;
   readonly #options: SequentialSourceOptions;
 
   constructor(options: SequentialSourceOptions) {
     this.#options = options;
     if (options.opened) this.#attach(options.opened);
-  }
-
-  /** Bytes delivered so far (the offset of the next byte). */
-  get offset(): number {
-    return this.#offset;
-  }
-
-  /** Times the stream was re-opened after a failure. */
-  get reopens(): number {
-    return this.#reopens;
   }
 
   /**
@@ -154,7 +143,6 @@ export class SequentialSource {
         if (err instanceof StorageError) throw err;
         throw new StorageError('NetworkError', `reading the source failed: ${(err as Error).message}`, undefined, undefined, { cause: err });
       }
-      this.#reopens++;
       this.#options.onReopen?.(this.#offset, err);
       try {
         await this.#open();

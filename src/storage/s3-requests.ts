@@ -47,7 +47,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 
 export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
-/** Bodies from this size on are hashed off the event loop; below it the thread-pool round trip costs more than it saves. */
+/** Bodies from this size on (parts, large single PUTs) are hashed off the event loop; small ones, the common case, in line: their hash is short, and a pool round trip per request would only add latency. */
 const OFF_LOOP_SHA256_BYTES = 1024 * 1024;
 
 /** Hex SHA-256 of a request body (off the event loop when large). */
