@@ -111,10 +111,10 @@ export class SequentialSource {
     this.#sinceOpen = 0;
   }
 
-  /** The next chunk, or undefined after a failure was handled by re-opening (the caller reads again). */
+  /** The next chunk, or undefined after the stream was (re-)opened (the caller reads again). */
   async #next(): Promise<Buffer | undefined> {
     if (!this.#chunks) {
-      await this.#open();
+      await this.#openRetrying(undefined);
       return undefined;
     }
     let result: IteratorResult<unknown>;
@@ -122,28 +122,37 @@ export class SequentialSource {
       result = await this.#chunks.next();
     } catch (err) {
       if (err instanceof StorageError && !err.retryable) throw err;
-      await this.#reopen(err);
+      this.close();
+      await this.#openRetrying(err);
       return undefined;
     }
     if (result.done) {
       // Ended before the object did: a connection closed cleanly but early. The rest is read again.
-      await this.#reopen(new IntegrityError('source', `source stream ended at byte ${this.#offset} of ${this.#options.size}`));
+      this.close();
+      await this.#openRetrying(new IntegrityError('source', `source stream ended at byte ${this.#offset} of ${this.#options.size}`));
       return undefined;
     }
     return result.value as Buffer;
   }
 
-  /** Re-open after `err`; a re-open that fails transiently counts as another failure in the row. */
-  async #reopen(err: unknown): Promise<void> {
-    this.close();
-    if (this.#sinceOpen >= (this.#options.minProgressBytes ?? 1024 * 1024)) this.#failuresInRow = 0;
+  /**
+   * Open the stream at the current offset: the first time (`broken`
+   * undefined), or again after the stream failed with `broken`. Each failure —
+   * the stream's, or a transient one of an open itself — counts against
+   * `maxReopens`, unless the stream delivered `minProgressBytes` first.
+   */
+  async #openRetrying(broken: unknown): Promise<void> {
+    let err = broken;
+    if (err !== undefined && this.#sinceOpen >= (this.#options.minProgressBytes ?? 1024 * 1024)) this.#failuresInRow = 0;
     for (;;) {
-      this.#failuresInRow++;
-      if (this.#failuresInRow > (this.#options.maxReopens ?? 3)) {
-        if (err instanceof StorageError) throw err;
-        throw new StorageError('NetworkError', `reading the source failed: ${(err as Error).message}`, undefined, undefined, { cause: err });
+      if (err !== undefined) {
+        this.#failuresInRow++;
+        if (this.#failuresInRow > (this.#options.maxReopens ?? 3)) {
+          if (err instanceof StorageError) throw err;
+          throw new StorageError('NetworkError', `reading the source failed: ${(err as Error).message}`, undefined, undefined, { cause: err });
+        }
+        this.#options.onReopen?.(this.#offset, err);
       }
-      this.#options.onReopen?.(this.#offset, err);
       try {
         await this.#open();
         return;
