@@ -17,7 +17,7 @@
 import t from 'tap';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { QUEUES, replicateSingletonKey } from '../src/queue/boss.js';
-import { FETCH_SQL } from '../src/queue/replication-worker.js';
+import { FETCH_SQL, RETURN_UNSTARTED_SQL } from '../src/queue/replication-worker.js';
 import { startOssServer, type OssServer } from './support/oss-server.js';
 import { ossEndpoint, startReplication, type ReplicationHarness } from './support/replication.js';
 
@@ -86,6 +86,8 @@ t.test('jobs leased by a fetch whose answer was lost are handed back after the n
   t.equal(row.status, 'completed', 'handed back, fetched again and copied');
   t.ok(oss.getObject(DST, key)?.body.equals(body), 'the destination holds the bytes');
   t.equal(h.workers.stats().reclaimedJobs - before.reclaimedJobs, 1, 'exactly the orphan was handed back');
+  const { rows: after } = await h.pool.query<{ retry_count: number; state: string }>('SELECT retry_count, state FROM pgboss.job WHERE id = $1', [jobId]);
+  t.same(after, [{ retry_count: 0, state: 'completed' }], 'it never ran before, so handing it back cost it no retry');
   const { rows: leases } = await h.pool.query('SELECT 1 FROM bb_job_leases');
   t.equal(leases.length, 0, 'no lease left behind');
 });
@@ -103,4 +105,41 @@ t.test('a failed fetch that lost nothing hands nothing back, and copying goes on
   await h.enqueue(TASK, keys);
   for (const k of keys) t.equal((await h.settled(TASK, k, undefined, 60_000)).status, 'completed', k);
   t.equal(h.workers.stats().reclaimedJobs, before.reclaimedJobs, 'nothing handed back');
+});
+
+t.test('jobs fetched but never started go back as they were: no retry spent, ready at once; one with a newer queued twin is superseded', async (t) => {
+  // A queue of its own (same policy as bb-replicate), so the live worker fetches none of these.
+  const QUEUE = 'bb-return-test';
+  await h.boss.createQueue(QUEUE, { name: QUEUE, policy: 'stately', retryLimit: 3, retryDelay: 60 });
+  // The live worker's id (leases need a registered worker); it only looks for unknown leases after a failed fetch.
+  const { rows: workers } = await h.pool.query<{ id: string }>('SELECT id FROM bb_workers');
+  const WORKER = workers[0]!.id;
+  const insert = async (key: string): Promise<string> => {
+    const id = randomUUID();
+    await h.boss.insert([{ id, name: QUEUE, data: { taskId: 'r', key }, singletonKey: replicateSingletonKey('r', key), startAfter: new Date(Date.now() - 60_000) }]);
+    return id;
+  };
+  const plain = await insert('plain');
+  const twinned = await insert('twinned');
+  const { rows: fetched } = await h.pool.query<{ id: string }>(FETCH_SQL, [QUEUE, WORKER, [], 10]);
+  t.same(fetched.map((r) => r.id).sort(), [plain, twinned].sort(), 'both fetched (active, leased)');
+  const newer = await insert('twinned'); // queued while the first was held: allowed beside an active one
+  const state = async (id: string) =>
+    (await h.pool.query<{ state: string; retry_count: number; started: boolean; output: unknown }>(
+      'SELECT state, retry_count, started_on IS NOT NULL AS started, output FROM pgboss.job WHERE id = $1',
+      [id],
+    )).rows[0];
+
+  const { rows } = await h.pool.query<{ requeued: number; superseded: number }>(RETURN_UNSTARTED_SQL, [QUEUE, [plain, twinned], WORKER]);
+  t.same(rows, [{ requeued: 1, superseded: 1 }]);
+  t.match(await state(plain), { state: 'created', retry_count: 0, started: false }, 'back as it was before the fetch');
+  t.match(await state(twinned), { state: 'completed', output: { superseded: String } }, 'superseded by the newer job of its key');
+  t.match(await state(newer), { state: 'created' }, 'the newer job is untouched');
+  t.equal((await h.pool.query('SELECT 1 FROM bb_job_leases WHERE worker_id = $1', [WORKER])).rowCount, 0, 'the leases are gone');
+
+  const { rows: again } = await h.pool.query<{ id: string; retryCount: number }>(FETCH_SQL, [QUEUE, WORKER, [], 10]);
+  t.same(again.map((r) => [r.id, r.retryCount]).sort(), [[newer, 0], [plain, 0]].sort(), 'fetched again at once, still on its first try');
+  const { rows: none } = await h.pool.query<{ requeued: number; superseded: number }>(RETURN_UNSTARTED_SQL, [QUEUE, [twinned], WORKER]);
+  t.same(none, [{ requeued: 0, superseded: 0 }], 'a job that is not active is left alone');
+  await h.pool.query('DELETE FROM bb_job_leases WHERE worker_id = $1 AND job_id = ANY($2::uuid[])', [WORKER, [plain, newer]]);
 });

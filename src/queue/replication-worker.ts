@@ -26,7 +26,6 @@
  * status rows, drops their leases and completes them (settle-batcher.ts).
  */
 import type PgBoss from 'pg-boss';
-import { withTransaction } from '../db/pool.js';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { ObjectStatusRepo, StatusUpdate } from '../db/object-status-repo.js';
@@ -172,6 +171,46 @@ SELECT id, data, retry_count AS "retryCount", retry_limit AS "retryLimit",
        EXISTS (SELECT 1 FROM bb_upload_intents i
                 WHERE i.task_id = COALESCE(started.data->>'taskId', '') AND i.key = COALESCE(started.data->>'key', '')) AS "intentPending"
   FROM started`;
+
+/**
+ * Puts jobs ($2) that worker $3 fetched but never started back in the queue as
+ * they were before the fetch: 'created', ready now, started_on cleared (so the
+ * next fetch does not count a retry: FETCH_SQL), retry_count unchanged, and
+ * drops this worker's leases on them. Used for jobs that were only waiting in
+ * the ready list at shutdown and for jobs of a fetch whose answer was lost:
+ * they never ran, so handing them back must not cost them a retry (and its
+ * backoff) — with boss.fail() a key queued across a few restarts could be
+ * dead-lettered without ever having been tried. A newer job of the same key
+ * already queued (the stately policy allows one 'created' job per key) makes
+ * the returned one redundant, since every job reconciles the key's current
+ * state: it is completed as superseded instead. Only 'active' jobs are touched.
+ */
+export const RETURN_UNSTARTED_SQL = `
+WITH mine AS (
+  SELECT j.id, j.singleton_key FROM ${BOSS_SCHEMA}.job j
+   WHERE j.name = $1 AND j.id = ANY($2::uuid[]) AND j.state = 'active'
+   FOR UPDATE
+), superseded AS (
+  SELECT m.id FROM mine m
+   WHERE m.singleton_key IS NOT NULL
+     AND EXISTS (SELECT 1 FROM ${BOSS_SCHEMA}.job o
+                  WHERE o.name = $1 AND o.singleton_key = m.singleton_key AND o.state = 'created' AND o.id <> m.id)
+), requeued AS (
+  UPDATE ${BOSS_SCHEMA}.job j
+     SET state = 'created', started_on = NULL, start_after = now()
+    FROM mine m
+   WHERE j.name = $1 AND j.id = m.id AND NOT m.id IN (SELECT id FROM superseded)
+  RETURNING j.id
+), ended AS (
+  UPDATE ${BOSS_SCHEMA}.job j
+     SET state = 'completed', completed_on = now(), output = '{"superseded":"a newer job of the key was already queued"}'::jsonb
+    FROM superseded s
+   WHERE j.name = $1 AND j.id = s.id
+  RETURNING j.id
+), released AS (
+  DELETE FROM bb_job_leases WHERE worker_id = $3 AND job_id = ANY($2::uuid[])
+)
+SELECT (SELECT count(*) FROM requeued)::int AS requeued, (SELECT count(*) FROM ended)::int AS superseded`;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -321,8 +360,12 @@ export class ReplicationWorkers {
     this.wakeAll();
     const waiting = this.ready.splice(0);
     if (waiting.length > 0) {
-      await this.deps.boss.fail(QUEUES.replicate, waiting.map((j) => j.id)).catch((err: unknown) => {
-        this.deps.log.error({ err }, 'could not hand fetched jobs back; they return when their lease is swept');
+      await this.returnUnstarted(waiting.map((j) => j.id)).catch(async (err: unknown) => {
+        // Then at the cost of a retry, as a failed attempt.
+        this.deps.log.warn({ err }, 'could not put fetched jobs back unstarted; handing them back as failed attempts');
+        await this.deps.boss.fail(QUEUES.replicate, waiting.map((j) => j.id)).catch((e: unknown) => {
+          this.deps.log.error({ err: e }, 'could not hand fetched jobs back; they return when their lease is swept');
+        });
       });
     }
     const deadline = Date.now() + graceMs;
@@ -348,6 +391,12 @@ export class ReplicationWorkers {
     // Outcomes still being written (settle stops retrying once stopping).
     if (this.settling.size > 0) await Promise.race([Promise.allSettled([...this.settling.values()]), sleep(5_000)]);
     if (this.dispatcher) await Promise.race([this.dispatcher, sleep(1_000)]);
+  }
+
+  /** Put fetched, never-started jobs back in the queue without costing them a retry (RETURN_UNSTARTED_SQL). */
+  private async returnUnstarted(ids: string[]): Promise<void> {
+    const { rows } = await this.deps.pool.query<{ requeued: number; superseded: number }>(RETURN_UNSTARTED_SQL, [QUEUES.replicate, ids, this.deps.leases.workerId]);
+    this.deps.log.info({ jobs: ids.length, requeued: rows[0]?.requeued, superseded: rows[0]?.superseded }, 'fetched jobs put back in the queue unstarted');
   }
 
   private wakeAll(): void {
@@ -434,7 +483,8 @@ export class ReplicationWorkers {
    * later. Wake-ups made this likelier (a fetch follows every enqueue within
    * milliseconds; chaos-db cut the database right then). The jobs known here
    * are read before and after the lease query, so one that settles meanwhile is
-   * never mistaken for an orphan (and fail() leaves completed jobs alone).
+   * never mistaken for an orphan (and only 'active' jobs are put back). They
+   * never ran here, so they go back unstarted, without costing a retry.
    */
   private async reclaimUnknownLeases(): Promise<void> {
     const knownIds = (): string[] => [...this.inFlight.keys(), ...this.ready.map((j) => j.id), ...this.settling.keys()];
@@ -443,10 +493,7 @@ export class ReplicationWorkers {
     for (const id of knownIds()) known.add(id);
     const orphans = rows.map((r) => r.job_id).filter((id) => !known.has(id));
     if (orphans.length > 0) {
-      await withTransaction(this.deps.pool, async (c) => {
-        await c.query('DELETE FROM bb_job_leases WHERE worker_id = $1 AND job_id = ANY($2::uuid[])', [this.deps.leases.workerId, orphans]);
-        await this.deps.boss.fail(QUEUES.replicate, orphans, { db: { executeSql: (text: string, values?: unknown[]) => c.query(text, values) } });
-      });
+      await this.returnUnstarted(orphans);
       this.counts.reclaimedJobs += orphans.length;
       this.deps.log.warn({ jobs: orphans.length }, 'handed back jobs whose fetch answer was lost');
     }
