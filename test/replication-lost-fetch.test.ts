@@ -17,7 +17,7 @@
 import t from 'tap';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { QUEUES, replicateSingletonKey } from '../src/queue/boss.js';
-import { FETCH_SQL, RETURN_UNSTARTED_SQL } from '../src/queue/replication-worker.js';
+import { FETCH_SQL, REQUEUE_SQL } from '../src/queue/replication-worker.js';
 import { startOssServer, type OssServer } from './support/oss-server.js';
 import { ossEndpoint, startReplication, type ReplicationHarness } from './support/replication.js';
 
@@ -130,7 +130,7 @@ t.test('jobs fetched but never started go back as they were: no retry spent, rea
       [id],
     )).rows[0];
 
-  const { rows } = await h.pool.query<{ requeued: number; superseded: number }>(RETURN_UNSTARTED_SQL, [QUEUE, [plain, twinned], WORKER]);
+  const { rows } = await h.pool.query<{ requeued: number; superseded: number }>(REQUEUE_SQL, [QUEUE, [plain, twinned], WORKER]);
   t.same(rows, [{ requeued: 1, superseded: 1 }]);
   t.match(await state(plain), { state: 'created', retry_count: 0, started: false }, 'back as it was before the fetch');
   t.match(await state(twinned), { state: 'completed', output: { superseded: String } }, 'superseded by the newer job of its key');
@@ -139,7 +139,7 @@ t.test('jobs fetched but never started go back as they were: no retry spent, rea
 
   const { rows: again } = await h.pool.query<{ id: string; retryCount: number }>(FETCH_SQL, [QUEUE, WORKER, [], 10]);
   t.same(again.map((r) => [r.id, r.retryCount]).sort(), [[newer, 0], [plain, 0]].sort(), 'fetched again at once, still on its first try');
-  const { rows: none } = await h.pool.query<{ requeued: number; superseded: number }>(RETURN_UNSTARTED_SQL, [QUEUE, [twinned], WORKER]);
+  const { rows: none } = await h.pool.query<{ requeued: number; superseded: number }>(REQUEUE_SQL, [QUEUE, [twinned], WORKER]);
   t.same(none, [{ requeued: 0, superseded: 0 }], 'a job that is not active is left alone');
   await h.pool.query('DELETE FROM bb_job_leases WHERE worker_id = $1 AND job_id = ANY($2::uuid[])', [WORKER, [plain, newer]]);
 });

@@ -173,19 +173,21 @@ SELECT id, data, retry_count AS "retryCount", retry_limit AS "retryLimit",
   FROM started`;
 
 /**
- * Puts jobs ($2) that worker $3 fetched but never started back in the queue as
- * they were before the fetch: 'created', ready now, started_on cleared (so the
- * next fetch does not count a retry: FETCH_SQL), retry_count unchanged, and
- * drops this worker's leases on them. Used for jobs that were only waiting in
- * the ready list at shutdown and for jobs of a fetch whose answer was lost:
- * they never ran, so handing them back must not cost them a retry (and its
- * backoff) — with boss.fail() a key queued across a few restarts could be
- * dead-lettered without ever having been tried. A newer job of the same key
+ * Puts jobs ($2) leased to worker $3 back in the queue as they were before the
+ * fetch: 'created', ready now, started_on cleared (so the next fetch does not
+ * count a retry: FETCH_SQL), retry_count unchanged, and drops this worker's
+ * leases on them. Used for jobs that never ran (waiting in the ready list at
+ * shutdown, or taken by a fetch whose answer was lost) and for copies that
+ * shutdown interrupted and that have unwound (nothing of theirs in flight, a
+ * multipart upload recorded for resume): none of them failed, so handing them
+ * back must not cost a retry and its backoff — with boss.fail() a key queued
+ * across a few rolling restarts could be dead-lettered without ever having
+ * had a whole attempt. A newer job of the same key
  * already queued (the stately policy allows one 'created' job per key) makes
  * the returned one redundant, since every job reconciles the key's current
  * state: it is completed as superseded instead. Only 'active' jobs are touched.
  */
-export const RETURN_UNSTARTED_SQL = `
+export const REQUEUE_SQL = `
 WITH mine AS (
   SELECT j.id, j.singleton_key FROM ${BOSS_SCHEMA}.job j
    WHERE j.name = $1 AND j.id = ANY($2::uuid[]) AND j.state = 'active'
@@ -352,6 +354,8 @@ export class ReplicationWorkers {
    * Stop fetching, give in-flight jobs `graceMs` to finish, then stop their
    * copies and hand them back to the queue so another process (or the next
    * start) picks them up; a multipart copy resumes from its finished parts.
+   * Handing back costs no retry (REQUEUE_SQL), except for a copy still stuck
+   * in a request 5 s after its abort (a failed attempt, see below).
    */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
@@ -360,7 +364,7 @@ export class ReplicationWorkers {
     this.wakeAll();
     const waiting = this.ready.splice(0);
     if (waiting.length > 0) {
-      await this.returnUnstarted(waiting.map((j) => j.id)).catch(async (err: unknown) => {
+      await this.requeue(waiting.map((j) => j.id)).catch(async (err: unknown) => {
         // Then at the cost of a retry, as a failed attempt.
         this.deps.log.warn({ err }, 'could not put fetched jobs back unstarted; handing them back as failed attempts');
         await this.deps.boss.fail(QUEUES.replicate, waiting.map((j) => j.id)).catch((e: unknown) => {
@@ -377,26 +381,34 @@ export class ReplicationWorkers {
         this.handedBack.add(r.job.id);
         r.abort.abort();
       }
-      await this.deps.boss
-        .fail(
-          QUEUES.replicate,
-          leftovers.map((r) => r.job.id),
-        )
-        .catch((err: unknown) => {
+      // Let the aborted copies unwind (they stop at the next request boundary). One that has unwound
+      // has nothing in flight, so its job goes back ready at once without spending a retry; one
+      // still busy (a request hanging) goes back as a failed attempt, whose retry backoff keeps
+      // another process from starting it while its last request may still be on its way.
+      const unwound = new Set<string>();
+      await Promise.race([Promise.allSettled(leftovers.map((r) => r.done.then(() => unwound.add(r.job.id)))), sleep(5_000)]);
+      const stuck = leftovers.filter((r) => !unwound.has(r.job.id)).map((r) => r.job.id);
+      if (unwound.size > 0) {
+        await this.requeue([...unwound]).catch((err: unknown) => {
+          this.deps.log.warn({ err }, 'could not put interrupted jobs back in the queue; handing them back as failed attempts');
+          stuck.push(...unwound);
+        });
+      }
+      if (stuck.length > 0) {
+        await this.deps.boss.fail(QUEUES.replicate, stuck).catch((err: unknown) => {
           this.deps.log.error({ err }, 'could not hand jobs back; they return when their lease is swept');
         });
-      // Let the aborted copies unwind (they stop at the next request boundary).
-      await Promise.race([Promise.allSettled(leftovers.map((r) => r.done)), sleep(5_000)]);
+      }
     }
     // Outcomes still being written (settle stops retrying once stopping).
     if (this.settling.size > 0) await Promise.race([Promise.allSettled([...this.settling.values()]), sleep(5_000)]);
     if (this.dispatcher) await Promise.race([this.dispatcher, sleep(1_000)]);
   }
 
-  /** Put fetched, never-started jobs back in the queue without costing them a retry (RETURN_UNSTARTED_SQL). */
-  private async returnUnstarted(ids: string[]): Promise<void> {
-    const { rows } = await this.deps.pool.query<{ requeued: number; superseded: number }>(RETURN_UNSTARTED_SQL, [QUEUES.replicate, ids, this.deps.leases.workerId]);
-    this.deps.log.info({ jobs: ids.length, requeued: rows[0]?.requeued, superseded: rows[0]?.superseded }, 'fetched jobs put back in the queue unstarted');
+  /** Put jobs back in the queue as they were before their fetch, without costing them a retry (REQUEUE_SQL). */
+  private async requeue(ids: string[]): Promise<void> {
+    const { rows } = await this.deps.pool.query<{ requeued: number; superseded: number }>(REQUEUE_SQL, [QUEUES.replicate, ids, this.deps.leases.workerId]);
+    this.deps.log.info({ jobs: ids.length, requeued: rows[0]?.requeued, superseded: rows[0]?.superseded }, 'jobs put back in the queue without spending a retry');
   }
 
   private wakeAll(): void {
@@ -493,7 +505,7 @@ export class ReplicationWorkers {
     for (const id of knownIds()) known.add(id);
     const orphans = rows.map((r) => r.job_id).filter((id) => !known.has(id));
     if (orphans.length > 0) {
-      await this.returnUnstarted(orphans);
+      await this.requeue(orphans);
       this.counts.reclaimedJobs += orphans.length;
       this.deps.log.warn({ jobs: orphans.length }, 'handed back jobs whose fetch answer was lost');
     }
