@@ -40,6 +40,7 @@ import type { Task, TaskRegistry } from '../tasks/registry.js';
 import { QUEUES, replicateSingletonKey, type ReplicateJob } from './boss.js';
 import type { LeaseKeeper } from './leases.js';
 import type { KeyFailureAlerts } from '../alerts/index.js';
+import { InterruptibleSleep } from './interruptible-sleep.js';
 import { UploadIntents } from './upload-intents.js';
 import { SettleBatcher, type SettleBatchStats } from './settle-batcher.js';
 
@@ -299,8 +300,8 @@ export class ReplicationWorkers {
   /** Jobs handed back to the queue at shutdown: their late outcome must not complete or fail them again. */
   private readonly handedBack = new Set<string>();
   private dispatcher?: Promise<void>;
-  /** Wakes the dispatcher early: a slot freed, or work may have become fetchable. */
-  private wake?: () => void;
+  /** The dispatcher's pause, ended early when a slot frees or work may have become fetchable. */
+  private readonly pauses = new InterruptibleSleep();
   private stopping = false;
 
   /** Cleans up multipart uploads whose creation was interrupted (upload-intents.ts). */
@@ -412,23 +413,7 @@ export class ReplicationWorkers {
   }
 
   private wakeAll(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
-  }
-
-  /** Sleep until woken (a job finished) or `ms` passed. */
-  private async pause(ms: number): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done(): void {
-        clearTimeout(timer);
-        if (self.wake === done) self.wake = undefined;
-        resolve();
-      }
-      this.wake = done;
-    });
+    this.pauses.interrupt();
   }
 
   /** Start fetched jobs while slots are free. */
@@ -461,7 +446,7 @@ export class ReplicationWorkers {
       // startReady() just ran: a free slot means nothing is ready.
       const starving = this.inFlight.size < this.deps.concurrency;
       if (want <= 0 || (!starving && want < Math.ceil(ahead / 2))) {
-        await this.pause(pollMs);
+        await this.pauses.sleep(pollMs);
         continue;
       }
       let jobs: FetchedJob[] = [];
@@ -483,7 +468,7 @@ export class ReplicationWorkers {
       this.ready.push(...jobs);
       this.startReady();
       // A full batch means more may be waiting: go again at once.
-      if (jobs.length < want) await this.pause(pollMs);
+      if (jobs.length < want) await this.pauses.sleep(pollMs);
     }
   }
 

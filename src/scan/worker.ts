@@ -27,6 +27,7 @@
 import type PgBoss from 'pg-boss';
 import type { Logger } from 'pino';
 import { QUEUES } from '../queue/boss.js';
+import { InterruptibleSleep } from '../queue/interruptible-sleep.js';
 import type { ScanRunner } from './runner.js';
 import type { ScanJobData } from './scan-jobs.js';
 
@@ -52,8 +53,8 @@ export class ScanWorkers {
   private stopping = false;
   /** Set by every wake; the dispatcher clears it before it looks for jobs. */
   private woken = false;
-  /** Ends the dispatcher's pause, while it pauses. */
-  private endPause?: () => void;
+  /** The dispatcher's pause, ended early by a wake or by stop(). */
+  private readonly pauses = new InterruptibleSleep();
 
   constructor(
     private readonly boss: PgBoss,
@@ -82,7 +83,7 @@ export class ScanWorkers {
    */
   nudge(): void {
     this.woken = true;
-    this.endPause?.();
+    this.pauses.interrupt();
   }
 
   /**
@@ -94,7 +95,7 @@ export class ScanWorkers {
   async stop(): Promise<void> {
     if (!this.stopping) {
       this.stopping = true;
-      this.endPause?.();
+      this.pauses.interrupt();
       const running = [...this.running.values()];
       if (running.length > 0) this.log.info({ scans: running.length }, 'handing running scans back to the queue');
       for (const r of running) r.abort.abort();
@@ -112,7 +113,7 @@ export class ScanWorkers {
       if (this.stopping) break;
       // Woken during the fetches: the jobs announced may have committed after a fetch looked.
       if (this.woken && this.running.size < this.options.concurrency) continue;
-      await this.pause(pollMs);
+      await this.pauses.sleep(pollMs);
     }
   }
 
@@ -170,19 +171,6 @@ export class ScanWorkers {
     await this.boss.complete(QUEUES.scan, job.id, output).catch((err: unknown) => {
       // The scan's outcome is in its row; the job is left to pg-boss's expiry.
       this.log.warn({ err, jobId: job.id }, 'could not complete a scan job');
-    });
-  }
-
-  /** Sleep until nudged (or stopped) or `ms` passed. */
-  private pause(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        if (this.endPause === done) this.endPause = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.endPause = done;
     });
   }
 }
