@@ -7,15 +7,13 @@ import t from 'tap';
 import { PassThrough } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { mintAdminToken, AdminAuth } from '../src/auth/admin-jwt.js';
-import { SenderDirectory } from '../src/auth/senders.js';
-import { buildApp } from '../src/http/app.js';
 import { createLogger } from '../src/logger.js';
-import { createMetrics } from '../src/metrics.js';
 import { ScanRunner } from '../src/scan/runner.js';
 import { ScanService } from '../src/scan/scans.js';
 import { ScanWorkers } from '../src/scan/worker.js';
 import { command as scanCli } from '../src/cli/scan.js';
 import type { CliIo } from '../src/cli/command.js';
+import { buildTestApp } from './support/app.js';
 import { startStack, testTask, type Stack } from './support/stack.js';
 import { eventually } from './support/service.js';
 import { FakeStores, numbered, slowed } from './support/fake-stores.js';
@@ -40,19 +38,12 @@ t.before(async () => {
   stores.set('busy', slowed(new FakeLister('busy-src', numbered(400)), () => 60), numbered(400));
   stores.set('cli-task', numbered(30), numbered(25));
   runner = new ScanRunner({ pool: stack.pool, boss: stack.boss, tasks: stack.tasks, stores, log, options: { progressIntervalMs: 50, pageSize: 10, chunkSize: 20 } });
-  const metrics = createMetrics();
-  app = await buildApp({
+  app = await buildTestApp({
     logger: log,
     pool: stack.pool,
     boss: stack.boss,
     enqueuer: stack.enqueuer,
     tasks: stack.tasks,
-    senders: new SenderDirectory(),
-    maxSkewSeconds: 900,
-    metrics: metrics.intake,
-    metricsRegistry: metrics.registry,
-    isShuttingDown: () => false,
-    version: 'test',
     admin: { auth: new AdminAuth({ secret }) },
     scans,
   });

@@ -21,11 +21,8 @@ import pg from 'pg';
 import type PgBoss from 'pg-boss';
 import type { FastifyInstance } from 'fastify';
 import { AdminAuth, mintAdminToken } from '../src/auth/admin-jwt.js';
-import { SenderDirectory } from '../src/auth/senders.js';
 import { createPool, withTransaction } from '../src/db/pool.js';
-import { buildApp } from '../src/http/app.js';
 import { createLogger } from '../src/logger.js';
-import { createMetrics } from '../src/metrics.js';
 import { startBoss } from '../src/queue/boss.js';
 import { JobWakeups } from '../src/queue/job-wakeups.js';
 import { ScanRunner } from '../src/scan/runner.js';
@@ -34,6 +31,7 @@ import { ScanService } from '../src/scan/scans.js';
 import type { ScanRecord } from '../src/scan/scan-repo.js';
 import { ScanWorkers } from '../src/scan/worker.js';
 import { TaskRegistry } from '../src/tasks/registry.js';
+import { buildTestApp } from './support/app.js';
 import { FakeLister } from './support/fake-lister.js';
 import { FakeStores, numbered, slowed } from './support/fake-stores.js';
 import { eventually } from './support/service.js';
@@ -67,19 +65,12 @@ t.before(async () => {
   otherBoss = await startBoss(stack.db.url, log, undefined, { supervise: false, schedule: false });
   const otherTasks = new TaskRegistry(otherPool);
   await otherTasks.load();
-  const metrics = createMetrics();
-  otherApp = await buildApp({
+  otherApp = await buildTestApp({
     logger: log,
     pool: otherPool,
     boss: otherBoss,
     enqueuer: stack.enqueuer,
     tasks: otherTasks,
-    senders: new SenderDirectory(),
-    maxSkewSeconds: 900,
-    metrics: metrics.intake,
-    metricsRegistry: metrics.registry,
-    isShuttingDown: () => false,
-    version: 'test',
     admin: { auth: new AdminAuth({ secret }) },
     scans: new ScanService(otherPool, otherBoss, otherTasks, log),
   });

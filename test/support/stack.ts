@@ -17,12 +17,12 @@ import { migrate } from '../../src/db/migrate.js';
 import { createPool } from '../../src/db/pool.js';
 import { SenderRepo } from '../../src/db/sender-repo.js';
 import { TaskStatusRepo } from '../../src/db/task-status-repo.js';
-import { buildApp } from '../../src/http/app.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics, registerQueueGauges } from '../../src/metrics.js';
 import { QUEUES, startBoss } from '../../src/queue/boss.js';
 import { IntakeEnqueuer, type IntakeEnqueuerOptions } from '../../src/queue/enqueue.js';
 import { TaskRegistry } from '../../src/tasks/registry.js';
+import { buildTestApp } from './app.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
 import { startTcpProxy, viaProxy, type TcpProxy } from './tcp-proxy.js';
 
@@ -101,18 +101,15 @@ export async function startStack(
       options.enqueuer?.onBatch?.(n, committed);
     },
   });
-  const app = await buildApp({
+  const app = await buildTestApp({
     logger: log,
     pool,
     boss,
     enqueuer,
     tasks,
     senders,
-    maxSkewSeconds: 900,
     metrics: metrics.intake,
     metricsRegistry: metrics.registry,
-    isShuttingDown: () => false,
-    version: 'test',
     admin: {
       auth: new AdminAuth({ secret: adminSecret, jwks: options.admin?.jwks, jwksUrl: options.admin?.jwksUrl, issuer: options.admin?.issuer, audience: options.admin?.audience }),
       masterKey,
