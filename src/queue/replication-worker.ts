@@ -32,7 +32,7 @@ import type { ObjectStatusRepo, StatusUpdate } from '../db/object-status-repo.js
 import type { MultipartRepo } from '../db/multipart-repo.js';
 import type { ReplicationMetrics } from '../metrics.js';
 import { BufferPool, ByteBudget, Semaphore } from '../replication/byte-budget.js';
-import { IntegrityError } from '../replication/copy.js';
+import { IntegrityError } from '../replication/integrity-error.js';
 import { reconcile, ReplicationError } from '../replication/reconcile.js';
 import type { StoreCache, TaskStores } from '../replication/stores.js';
 import { StorageError } from '../storage/errors.js';

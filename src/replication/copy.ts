@@ -57,8 +57,6 @@ export const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
 const MIB = 1024 * 1024;
 const MD5_HEX = /^[0-9a-f]{32}$/i;
 
-export { IntegrityError };
-
 /** The attempt was stopped from outside (process shutting down); the job is handed back. */
 export class CopyAbortedError extends Error {
   readonly code = 'ABORTED';
