@@ -64,6 +64,8 @@ t.before(async () => {
         options: { ...OPTIONS, markers: { bucket: 'omarks', prefix: 'bb_records' } },
       },
       { id: 'oss-oss', source: O(proxies.osssrc, 'osrc'), destination: O(proxies.ossdst, 'odst'), options: OPTIONS },
+      // Parts that are not a multiple of 64 bytes cannot share MD5 blocks with the whole object (segment-hasher.ts): the other hashing path.
+      { id: 's3-oss-odd', source: S3(proxies.s3src, 'isrc'), destination: O(proxies.ossdst, 'idst'), options: { ...OPTIONS, partSizeBytes: PART + 1 } },
       {
         id: 's3-s3',
         source: S3(proxies.s3src, 'isrc'),
@@ -189,6 +191,20 @@ t.test('a byte flipped in part 2 of a multipart source read from S3 (whole-objec
   const flip = proxies.s3src.add({ match: { method: 'GET', test: forKey(key) }, nth: 1, action: { type: 'flip-response-byte', offset: PART + 99 } });
   await h.enqueue('s3-oss', key);
   const row = await h.settled('s3-oss', key);
+  t.equal(flip.fired, 1);
+  t.equal(row.status, 'completed');
+  t.equal(row.attempts, 2);
+  t.ok(oss.getObject('idst', key)?.body.equals(body));
+  t.equal(oss.pendingUploads('idst'), 0, 'the failed attempt left no upload behind');
+});
+
+t.test('the same with parts of a size that is not a multiple of 64 bytes (the whole-object MD5 hashed on its own)', async (t) => {
+  const key = 'flip/source-md5-odd-part.bin';
+  const body = randomBytes(4 * PART + 321);
+  await putS3('isrc', key, body);
+  const flip = proxies.s3src.add({ match: { method: 'GET', test: forKey(key) }, nth: 1, action: { type: 'flip-response-byte', offset: PART + 99 } });
+  await h.enqueue('s3-oss-odd', key);
+  const row = await h.settled('s3-oss-odd', key);
   t.equal(flip.fired, 1);
   t.equal(row.status, 'completed');
   t.equal(row.attempts, 2);

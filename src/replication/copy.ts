@@ -42,6 +42,7 @@ import type { Logger } from 'pino';
 import { encryptInPlace, envelopeMetadata, newDataKey, type DataKey } from '../crypto/envelope.js';
 import type { MultipartRepo, PartRecord } from '../db/multipart-repo.js';
 import { Crc64, crc64Combine, crc64Of } from '../storage/crc64.js';
+import { SegmentHasher } from '../storage/segment-hasher.js';
 import { StorageError } from '../storage/errors.js';
 import type { ObjectHead, ObjectStore, PutOptions } from '../storage/object-store.js';
 import type { BufferPool, ByteBudget } from './byte-budget.js';
@@ -158,16 +159,23 @@ async function readUnit(stream: Readable, buf: Buffer): Promise<Unit> {
   return { body: buf, md5: md5.digest(), crc64: crc.digest() };
 }
 
-/** Read the next part of a sequential source into `buf`, hashing as the bytes arrive (and feeding the whole-object MD5, if any). */
-async function readPart(reader: SequentialSource, buf: Buffer, whole: Hash | undefined): Promise<Unit> {
-  const md5 = createHash('md5');
-  const crc = await Crc64.create();
+/**
+ * Read the next part of a sequential source into `buf`, hashing as the bytes
+ * arrive: the part's MD5 and CRC-64, and the whole object's MD5 in the same
+ * pass when `hasher` is the copy's shared one (segment-hasher.ts). A part size
+ * that is not a multiple of 64 cannot share MD5 blocks with the whole object:
+ * then `hasher` is undefined, the part gets a hasher of its own and the whole
+ * object's MD5, if needed, comes from `whole`.
+ */
+async function readPart(reader: SequentialSource, buf: Buffer, hasher: SegmentHasher | undefined, whole: Hash | undefined): Promise<Unit> {
+  const h = hasher ?? new SegmentHasher();
   await reader.read(buf, (piece) => {
-    md5.update(piece);
-    crc.update(piece);
+    h.update(piece);
     whole?.update(piece);
   });
-  return { body: buf, md5: md5.digest(), crc64: crc.digest() };
+  const { md5, crc64 } = h.endSegment();
+  if (!hasher) h.end();
+  return { body: buf, md5, crc64 };
 }
 
 function sameHex(a: string, b: string): boolean {
@@ -367,7 +375,9 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
     }
   }
   // MD5 of the whole object is only needed to check a source that promises one; the parts arrive in order.
-  const wholeMd5 = !head.crc64 && isMd5Etag(head) ? createHash('md5') : undefined;
+  const needWholeMd5 = !head.crc64 && isMd5Etag(head);
+  const hasher = partSize % 64 === 0 ? new SegmentHasher() : undefined;
+  const wholeMd5 = needWholeMd5 && !hasher ? createHash('md5') : undefined;
   /** CRC-64 of each part's plaintext (checked against the source) and of what was sent (checked against the destination). */
   const partCrcs: string[] = new Array<string>(count);
   const sentCrcs: string[] = new Array<string>(count);
@@ -428,7 +438,7 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
       if (failure) break;
       checkAborted(ctx);
       buf = takeBuffer(ctx, length);
-      const unit = await readPart(reader, buf, wholeMd5);
+      const unit = await readPart(reader, buf, hasher, wholeMd5);
       partCrcs[partNumber - 1] = unit.crc64;
       sizes[partNumber - 1] = length;
       const prior = dataKey ? undefined : done.get(partNumber);
@@ -482,7 +492,9 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
     for (let i = 1; i < count; i++) sentCrc = crc64Combine(sentCrc, sentCrcs[i]!, sizes[i]!);
   }
   try {
-    const wholeMd5Hex = wholeMd5?.digest('hex');
+    let wholeMd5Hex: string | undefined;
+    if (needWholeMd5) wholeMd5Hex = hasher ? hasher.digestWhole().toString('hex') : wholeMd5!.digest('hex');
+    else hasher?.end();
     verifySource(head, wholeCrc, wholeMd5Hex === undefined ? undefined : () => wholeMd5Hex);
   } catch (err) {
     await abortQuietly(ctx, uploadId);
