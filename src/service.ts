@@ -157,6 +157,8 @@ export async function startService(config: Config, log: Logger): Promise<Running
         concurrency: env.workerConcurrency,
         memoryBudgetBytes: env.uploadMemoryBytes,
         restoreRecheckSeconds: env.restoreRecheckSeconds,
+        // Follow-ups of a cleanup that failed back off like job retries (upload-intents.ts).
+        intentRecheckSeconds: env.retryDelaySeconds,
         alerts,
       });
       await workers.start();

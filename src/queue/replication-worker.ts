@@ -37,11 +37,11 @@ import { reconcile, ReplicationError } from '../replication/reconcile.js';
 import type { StoreCache, TaskStores } from '../replication/stores.js';
 import { StorageError } from '../storage/errors.js';
 import type { Task, TaskRegistry } from '../tasks/registry.js';
-import { QUEUES, replicateSingletonKey, type ReplicateJob } from './boss.js';
+import { DEFAULT_QUEUE_SETTINGS, QUEUES, replicateSingletonKey, type ReplicateJob } from './boss.js';
 import type { LeaseKeeper } from './leases.js';
 import type { KeyFailureAlerts } from '../alerts/index.js';
 import { InterruptibleSleep } from './interruptible-sleep.js';
-import { UploadIntents } from './upload-intents.js';
+import { MAX_FAILED_SWEEPS, UploadIntents } from './upload-intents.js';
 import { SettleBatcher, type SettleBatchStats } from './settle-batcher.js';
 
 /** pg-boss's schema (queue/boss.ts). */
@@ -72,7 +72,15 @@ export interface WorkerDeps {
   pollIntervalMs?: number;
   /** Told when a key fails for good (src/alerts/); never throws. */
   alerts?: KeyFailureAlerts;
+  /**
+   * Base delay (s) of the follow-up job queued when a key's upload intent outlives a
+   * successful job (followUpIntent); doubles with each failed sweep. Default 2 (the
+   * queue's default retry delay); the service passes BB_RETRY_DELAY_SECONDS.
+   */
+  intentRecheckSeconds?: number;
 }
+
+const DEFAULT_INTENT_RECHECK_SECONDS = DEFAULT_QUEUE_SETTINGS.retryDelaySeconds;
 
 interface Classified {
   code: string;
@@ -650,6 +658,40 @@ export class ReplicationWorkers {
     return sem;
   }
 
+  /**
+   * The key's upload intent outlived this job's sweep (upload-intents.ts) and
+   * the job succeeded: queue a job for the key that sweeps again, after a delay
+   * doubling with each failed sweep (up to an hour), so an upload orphaned by
+   * an interrupted create does not wait for the key's next change. Stops after
+   * MAX_FAILED_SWEEPS (a destination that keeps refusing to list or abort:
+   * the operator must look; the key's next job still sweeps). Never throws.
+   */
+  private async followUpIntent(job: FetchedJob, failedSweeps: number, log: Logger): Promise<void> {
+    const { taskId, key } = job.data;
+    if (failedSweeps >= MAX_FAILED_SWEEPS) {
+      log.error(
+        { failedSweeps },
+        "gave up clearing multipart uploads left by an interrupted start; the key's next job will look again (a lifecycle rule aborting incomplete uploads covers the rest)",
+      );
+      return;
+    }
+    const base = this.deps.intentRecheckSeconds ?? DEFAULT_INTENT_RECHECK_SECONDS;
+    const startAfter = Math.min(3600, base * 2 ** Math.max(0, failedSweeps - 1));
+    try {
+      // The job's data less a scan's hint (a job with an intent pending HEADs the destination anyway);
+      // queuedAt is now: this is a cleanup, not a change waiting since the first enqueue.
+      const { destinationAbsentAt: _hint, ...data } = job.data;
+      await this.deps.boss.send(
+        QUEUES.replicate,
+        { ...data, queuedAt: new Date().toISOString() },
+        { singletonKey: replicateSingletonKey(taskId, key), startAfter },
+      );
+      log.info({ startAfter, failedSweeps }, 'queued a follow-up job to clear the multipart uploads left by an interrupted start');
+    } catch (err) {
+      log.warn({ err }, "could not queue a follow-up for the multipart uploads left by an interrupted start; the key's next job will look again");
+    }
+  }
+
   private async run(job: FetchedJob, signal: AbortSignal): Promise<RunResult> {
     const { taskId, key } = job.data;
     const log = this.deps.log.child({ jobId: job.id, taskId, key, attempt: job.retryCount + 1 });
@@ -677,9 +719,10 @@ export class ReplicationWorkers {
       let stores: TaskStores | undefined;
       try {
         stores = storesFor(this.deps.stores, current);
+        const prepared = await this.intents.prepare(taskId, key, stores.destination, log, job.intentPending);
         const outcome = await reconcile(current, key, {
           source: stores.source,
-          destination: await this.intents.prepare(taskId, key, stores.destination, log, job.intentPending),
+          destination: prepared.store,
           budget: this.budget,
           pool: this.pool,
           uploads: this.deps.uploads,
@@ -708,6 +751,8 @@ export class ReplicationWorkers {
             startAfter: outcome.requeueAfterSeconds,
           });
         }
+        // A failed attempt is retried anyway (and sweeps again); a success may be the key's last job for a long time.
+        if (prepared.unresolved) await this.followUpIntent(job, prepared.failedSweeps, log);
         log.info(
           { status: outcome.status, bytes: outcome.bytes, durationMs, detail: outcome.detail, partsReused: outcome.partsReused },
           'reconciled',

@@ -104,3 +104,16 @@ export function codeFromStatus(status: number | undefined, providerCode?: string
   if (status >= 400) return 'InvalidRequest';
   return 'Unknown';
 }
+
+/**
+ * An entry of a listing asked for with `prefix` must name a key under it. One
+ * that does not was damaged on the way (a flipped byte in its key): refuse the
+ * whole answer, which cannot be trusted to hold what the server sent, rather
+ * than quietly skip the entry as "another key" (for ListMultipartUploads that
+ * would hide an upload left open: src/queue/upload-intents.ts). Retryable.
+ */
+export function checkListedKey(listed: string | undefined, prefix: string, what: string): void {
+  if (listed !== undefined && !listed.startsWith(prefix)) {
+    throw new StorageError('IntegrityMismatch', `${what}: the answer lists ${JSON.stringify(listed)}, not under the prefix asked for; it was damaged in transit`);
+  }
+}

@@ -142,6 +142,11 @@ export interface ObjectStore {
   open?(key: string, options?: HeadOptions): Promise<OpenedObject | null>;
   /** Single-request upload of `size` bytes. */
   put(key: string, body: Readable | Buffer, size: number, options?: PutOptions): Promise<WriteResult>;
+  /**
+   * The id of the upload this call made, only when it can have made no other: a create retried
+   * inside the store's client (its first answer lost, so that upload may exist unseen) throws
+   * instead, since recording the second would hide the first (src/queue/upload-intents.ts).
+   */
   createMultipartUpload(key: string, options?: PutOptions): Promise<string>;
   uploadPart(
     key: string,
@@ -159,8 +164,11 @@ export interface ObjectStore {
   listParts(key: string, uploadId: string): Promise<PartInfo[]>;
   /**
    * Multipart uploads in progress for exactly this key (ListMultipartUploads), to find
-   * one whose create answer was lost (src/queue/upload-intents.ts). Optional: a store
-   * without it cannot have such an upload cleaned up.
+   * one whose create answer was lost (src/queue/upload-intents.ts). Every page is
+   * followed (one that cannot be is an error); an answer naming a key outside the
+   * prefix asked for was damaged in transit and is refused (checkListedKey), never
+   * read as "no upload". Optional: a
+   * store without it cannot have such an upload cleaned up.
    */
   listMultipartUploads?(key: string): Promise<MultipartUploadInfo[]>;
   /** Deleting a missing key is not an error. */

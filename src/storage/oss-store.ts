@@ -38,7 +38,7 @@ import { Agent as HttpAgent, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { PassThrough, Readable } from 'node:stream';
 import OSS from 'ali-oss';
-import { codeFromStatus, StorageError } from './errors.js';
+import { checkListedKey, codeFromStatus, StorageError } from './errors.js';
 import { wireToText } from './s3-store.js';
 import type {
   GetOptions,
@@ -329,7 +329,8 @@ export class OssStore implements ObjectStore {
       timeout: this.#timeoutMs,
       agent: this.#agents[0],
       httpsAgent: this.#agents[1],
-      // The replication layer owns retries.
+      // The replication layer owns retries. (And a create retried here could make a second upload
+      // while the first one's answer is lost: ObjectStore.createMultipartUpload.)
       retryMax: 0,
       // V1 signatures: what ali-oss defaults to and every OSS endpoint accepts.
       authorizationV4: false,
@@ -612,16 +613,19 @@ export class OssStore implements ObjectStore {
         // @types/ali-oss marks every query field required; OSS treats them all as optional.
         const result = await this.#client.listUploads(query as unknown as OSS.ListUploadsQuery);
         for (const u of result.uploads as unknown as { name: string; uploadId: string; initiated?: string }[]) {
+          checkListedKey(u.name, key, `OSS ListMultipartUploads ${this.#where(key)}`);
           if (u.name !== key || !u.uploadId) continue;
           const initiated = u.initiated ? new Date(u.initiated) : undefined;
           uploads.push({ uploadId: u.uploadId, ...(initiated && !Number.isNaN(initiated.getTime()) ? { initiated } : {}) });
         }
         const r = result as unknown as { isTruncated?: boolean; nextKeyMarker?: string; nextUploadIdMarker?: string };
-        if (!r.isTruncated || (r.nextKeyMarker === keyMarker && r.nextUploadIdMarker === uploadIdMarker)) break;
+        if (!r.isTruncated) return uploads;
+        // Truncated, yet no marker to go on from: a partial answer must not pass for the whole list.
+        if (r.nextKeyMarker === keyMarker && r.nextUploadIdMarker === uploadIdMarker) break;
         keyMarker = r.nextKeyMarker;
         uploadIdMarker = r.nextUploadIdMarker;
       }
-      return uploads;
+      throw new StorageError('IntegrityMismatch', `OSS ListMultipartUploads ${this.#where(key)}: the listing is truncated and cannot be followed to its end`);
     });
   }
 

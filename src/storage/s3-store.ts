@@ -56,7 +56,7 @@ import {
   UploadPartCommand,
   type StorageClass as S3StorageClass,
 } from '@aws-sdk/client-s3';
-import { codeFromStatus, StorageError } from './errors.js';
+import { checkListedKey, codeFromStatus, StorageError } from './errors.js';
 import type {
   ContentHeaders,
   GetOptions,
@@ -689,6 +689,17 @@ export class S3Store implements ObjectStore {
     withRawExpires(command, options);
     const out = await this.#send('CreateMultipartUpload', key, () => this.#client.send(command));
     if (!out.UploadId) throw new StorageError('Unknown', `S3 CreateMultipartUpload ${this.#where(key)}: no UploadId in the answer`);
+    // The SDK retries a create whose answer was lost (maxAttempts 2): the first attempt's upload
+    // may exist, its id never seen, and recording this one would make it look accounted for
+    // (src/queue/upload-intents.ts). One call must mean at most one upload we do not know: give
+    // this one back and fail; the caller's intent stays, so the next attempt lists and aborts the rest.
+    if ((out.$metadata.attempts ?? 1) > 1) {
+      await this.abortMultipartUpload(key, out.UploadId).catch(() => {});
+      throw new StorageError(
+        'NetworkError',
+        `S3 CreateMultipartUpload ${this.#where(key)}: answered only after ${out.$metadata.attempts} attempts; an earlier attempt may have created an upload`,
+      );
+    }
     return out.UploadId;
   }
 
@@ -769,13 +780,16 @@ export class S3Store implements ObjectStore {
         ),
       );
       for (const u of out.Uploads ?? []) {
+        checkListedKey(u.Key, key, `S3 ListMultipartUploads ${this.#where(key)}`);
         if (u.Key === key && u.UploadId) uploads.push({ uploadId: u.UploadId, ...(u.Initiated ? { initiated: u.Initiated } : {}) });
       }
-      if (!out.IsTruncated || (out.NextKeyMarker === keyMarker && out.NextUploadIdMarker === uploadIdMarker)) break;
+      if (!out.IsTruncated) return uploads;
+      // Truncated, yet no marker to go on from: a partial answer must not pass for the whole list.
+      if (out.NextKeyMarker === keyMarker && out.NextUploadIdMarker === uploadIdMarker) break;
       keyMarker = out.NextKeyMarker;
       uploadIdMarker = out.NextUploadIdMarker;
     }
-    return uploads;
+    throw new StorageError('IntegrityMismatch', `S3 ListMultipartUploads ${this.#where(key)}: the listing is truncated and cannot be followed to its end`);
   }
 
   async listParts(key: string, uploadId: string): Promise<PartInfo[]> {

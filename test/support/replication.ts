@@ -93,6 +93,7 @@ export async function startReplication(options: HarnessOptions): Promise<Replica
     concurrency: options.concurrency ?? 4,
     memoryBudgetBytes: options.memoryBudgetBytes ?? 64 * 1024 * 1024,
     pollIntervalMs: options.pollIntervalMs ?? 100,
+    intentRecheckSeconds: options.retryDelaySeconds ?? 0,
     ...(options.restoreRecheckSeconds !== undefined ? { restoreRecheckSeconds: options.restoreRecheckSeconds } : {}),
     ...(options.pausedRecheckSeconds !== undefined ? { pausedRecheckSeconds: options.pausedRecheckSeconds } : {}),
   });
