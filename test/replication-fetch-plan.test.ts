@@ -71,6 +71,10 @@ t.test('the fetch reads the active jobs once per statement, for a custom and for
         t.ok(activeScans.length > 0, `${mode}: the scan of the running jobs is in the plan`);
         for (const s of activeScans) t.equal(s['Actual Loops'], 1, `${mode}: ${s['Node Type']} ${s['Index Name'] ?? s['Relation Name'] ?? ''} runs once, not per queued job`);
         t.ok((plan['Shared Hit Blocks'] ?? 0) < 1000, `${mode}: ${plan['Shared Hit Blocks']} buffer hits for 400 queued jobs (per-job probes: > 1,000)`);
+        // The queued jobs are read in fetch order from pg-boss's (name, start_after) index and the
+        // scan stops at the limit: no node reads the whole queue to sort it (384 queued rows here).
+        const widest = Math.max(...all.filter((n) => /Scan/.test(n['Node Type'])).map((n) => (n['Actual Rows'] ?? 0) * (n['Actual Loops'] ?? 1)));
+        t.ok(widest <= 32, `${mode}: the widest scan reads ${widest} rows for a fetch of 4 among 384 queued (the whole queue, sorted: 384)`);
       } finally {
         await client.query('ROLLBACK');
       }
