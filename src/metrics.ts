@@ -5,6 +5,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { QueueSnapshot } from './db/task-status-repo.js';
 import type { IntakeMetrics } from './http/routes/intake-metrics.js';
+import type { SettleFailureAction } from './queue/settle-batcher.js';
 
 export interface ReplicationMetrics {
   objectDone(taskId: string, outcome: string, bytes: number, seconds: number): void;
@@ -16,10 +17,21 @@ export interface IntakeBatchMetrics {
   batch(requests: number, committed: boolean): void;
 }
 
+/**
+ * Group commit of successful replication jobs (queue/settle-batcher.ts): jobs
+ * per statement attempt, committed or failed, and what followed a failure.
+ */
+export interface SettleBatchMetrics {
+  batch(jobs: number, committed: boolean, next?: SettleFailureAction): void;
+}
+
+const SETTLE_FAILURE_ACTIONS: readonly SettleFailureAction[] = ['retry', 'split', 'give_up'];
+
 export interface Metrics {
   registry: Registry;
   intake: IntakeMetrics;
   intakeBatches: IntakeBatchMetrics;
+  settleBatches: SettleBatchMetrics;
   replication: ReplicationMetrics;
 }
 
@@ -45,6 +57,21 @@ export function createMetrics(): Metrics {
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
     registers: [registry],
   });
+  const settleJobs = new Histogram({
+    name: 'bb_settle_batch_jobs',
+    help: 'Successful replication jobs written by one settle statement attempt (group commit), by outcome (committed or failed)',
+    labelNames: ['outcome'],
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [registry],
+  });
+  const settleFailures = new Counter({
+    name: 'bb_settle_batch_failures_total',
+    help: 'Settle statement attempts that failed, by what followed: retry (same batch again after a backoff), split (each job alone), give_up (completions not written)',
+    labelNames: ['action'],
+    registers: [registry],
+  });
+  // Every action shown from the start (0), so a rate or an alert on give_up has a series before the first failure.
+  for (const action of SETTLE_FAILURE_ACTIONS) settleFailures.inc({ action }, 0);
   const objects = new Counter({
     name: 'bb_objects_replicated_total',
     help: 'Reconciled keys by task and final outcome of the attempt',
@@ -82,6 +109,12 @@ export function createMetrics(): Metrics {
     intakeBatches: {
       batch(requests, committed) {
         batches.observe({ outcome: committed ? 'committed' : 'failed' }, requests);
+      },
+    },
+    settleBatches: {
+      batch(jobs, committed, next) {
+        settleJobs.observe({ outcome: committed ? 'committed' : 'failed' }, jobs);
+        if (!committed && next) settleFailures.inc({ action: next });
       },
     },
     replication: {

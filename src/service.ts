@@ -153,6 +153,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
         uploads: new MultipartRepo(pool),
         leases,
         metrics: metrics.replication,
+        onSettleStatement: (jobs, committed, next) => metrics.settleBatches.batch(jobs, committed, next),
         log,
         concurrency: env.workerConcurrency,
         memoryBudgetBytes: env.uploadMemoryBytes,

@@ -3,7 +3,7 @@
  * real database): the start-up log says once when the admin API is disabled;
  * with a secret and a master key, a sender created through one process is
  * accepted by another process on the same database after its refresh, and
- * /metrics carries the queue gauges.
+ * /metrics carries the queue gauges (and the settle batch metrics, at 0).
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
@@ -83,4 +83,7 @@ t.test('two processes on one database: a sender created on one is accepted by th
   const metrics = await (await fetch(`${b.url}/metrics`)).text();
   t.match(metrics, /^bb_queue_jobs\{task="svc-task",state="queued"\} [1-9]/m);
   t.match(metrics, /^bb_replication_lag_seconds\{task="svc-task"\} /m);
+  // Settle group commit (counts checked through the workers in replication-settle-batch.test.ts): registered, failure series from 0.
+  t.match(metrics, /^# TYPE bb_settle_batch_jobs histogram$/m);
+  for (const action of ['retry', 'split', 'give_up']) t.match(metrics, new RegExp(`^bb_settle_batch_failures_total\\{action="${action}"\\} 0$`, 'm'), `failures (${action}) shown at 0`);
 });

@@ -6,13 +6,15 @@
  * leased by the worker's own fetch statement: what a batch writes (compared
  * row by row with the single-job statement it replaces), same-key outcomes,
  * a lost lease, a statement killed mid-way, the database cut under a waiting
- * batch, a row that makes its batch fail, and the statement's plans. A
+ * batch, a row that makes its batch fail (with the failure metrics it
+ * reports), and the statement's plans. A
  * trigger on pgboss.job records every committed transition to 'completed',
  * so "completed exactly once" is observed, not inferred.
  *
  * Then through the real workers (OSS test servers): many concurrent successes
  * are settled in fewer statements than jobs (counted at the pool: every
- * statement the worker sends is seen), fetches take several jobs each, and
+ * statement the worker sends is seen, and on GET /metrics: the jobs per
+ * statement histogram), fetches take several jobs each, and
  * shutdown waits for outcomes being written while a handed-back job stays
  * uncompleted. Nothing here asserts a duration.
  */
@@ -39,6 +41,37 @@ async function until(what: string, check: () => Promise<boolean> | boolean, time
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(25);
   }
+}
+
+/**
+ * One GET /metrics of the stack's app: the value of a series (`name{labels}`
+ * exactly as exposed), 0 when it is absent.
+ */
+async function scrape(): Promise<(series: string) => number> {
+  const res = await fetch(`${stack.url}/metrics`);
+  if (res.status !== 200) throw new Error(`GET /metrics: ${res.status}`);
+  const lines = (await res.text()).split('\n');
+  return (series) => {
+    const line = lines.find((l) => l.startsWith(`${series} `));
+    return line ? Number(line.slice(series.length + 1)) : 0;
+  };
+}
+
+const SETTLE_SERIES = [
+  'bb_settle_batch_jobs_count{outcome="committed"}',
+  'bb_settle_batch_jobs_sum{outcome="committed"}',
+  'bb_settle_batch_jobs_count{outcome="failed"}',
+  'bb_settle_batch_jobs_sum{outcome="failed"}',
+  'bb_settle_batch_failures_total{action="retry"}',
+  'bb_settle_batch_failures_total{action="split"}',
+  'bb_settle_batch_failures_total{action="give_up"}',
+] as const;
+type SettleSeries = (typeof SETTLE_SERIES)[number];
+
+/** The settle series on GET /metrics now, as deltas from `since` (absolute without). */
+async function settleMetrics(since?: Record<SettleSeries, number>): Promise<Record<SettleSeries, number>> {
+  const value = await scrape();
+  return Object.fromEntries(SETTLE_SERIES.map((name) => [name, value(name) - (since?.[name] ?? 0)])) as Record<SettleSeries, number>;
 }
 
 // ------------------------------------------------------------------ the batcher alone
@@ -360,7 +393,9 @@ t.test('a row that fails its statement is split off: the other outcomes commit, 
   const worker = randomUUID();
   const jobs = await leaseJobs('poison', 6, worker);
   const bad = jobs[3]!;
-  const settler = batcher(worker, { patienceMs: 1_500 });
+  const before = await settleMetrics();
+  // Reporting into the stack's metrics as the workers do (src/service.ts): read back on its GET /metrics.
+  const settler = batcher(worker, { patienceMs: 1_500, onStatement: (batch, ok, next) => stack.metrics.settleBatches.batch(batch.length, ok, next) });
   const results = await Promise.all(
     // duration_ms is an int column: 2^40 is out of range (22003) whenever it is written.
     jobs.map((j) => settler.submit(success(j, { bytes: 1, durationMs: j === bad ? 2 ** 40 : 1 })).catch(() => 'rejected' as const)),
@@ -369,6 +404,21 @@ t.test('a row that fails its statement is split off: the other outcomes commit, 
   const stats = settler.stats();
   t.equal(stats.isolated, 6, 'the batch was split');
   t.equal(stats.gaveUp, 1, 'only the bad outcome was given up (after its patience)');
+  t.same(
+    await settleMetrics(before),
+    {
+      'bb_settle_batch_jobs_count{outcome="committed"}': 5,
+      'bb_settle_batch_jobs_sum{outcome="committed"}': 5,
+      'bb_settle_batch_jobs_count{outcome="failed"}': stats.failedStatements,
+      // The batch of 6 once, then the bad outcome alone on every attempt.
+      'bb_settle_batch_jobs_sum{outcome="failed"}': 6 + (stats.failedStatements - 1),
+      'bb_settle_batch_failures_total{action="retry"}': stats.retries,
+      'bb_settle_batch_failures_total{action="split"}': 1,
+      'bb_settle_batch_failures_total{action="give_up"}': 1,
+    },
+    `/metrics: 5 statements of one job committed; ${stats.failedStatements} failed (1 split, ${stats.retries} retried, 1 given up)`,
+  );
+  t.equal(stats.failedStatements, 2 + stats.retries, 'every failed attempt was split, retried or given up');
   const rows = await jobRows(jobs.map((j) => j.id));
   for (const j of jobs) t.match(rows.get(j.id), j === bad ? { state: 'active', completions: 0 } : { state: 'completed', completions: 1, leases: 0 }, j.key);
 });
@@ -459,6 +509,8 @@ t.test('through the workers', async (t) => {
   const h: ReplicationHarness = await startReplication({
     env: { T_OSS_AK: oss.accessKeyId, T_OSS_SK: oss.accessKeySecret },
     concurrency: CONCURRENCY,
+    // The workers report into the stack's metrics: their settle statements are read back on its GET /metrics.
+    metrics: stack.metrics,
     tasks: [
       // The bench's shape: the task's copy cap equals the worker concurrency.
       { id: 'many', source: ossEndpoint(oss.endpoint, 'sbsrc'), destination: ossEndpoint(oss.endpoint, 'sbdst'), options: { maxConcurrentCopies: CONCURRENCY } },
@@ -496,6 +548,8 @@ t.test('through the workers', async (t) => {
       bodies.set(key, body);
       await oss.client('sbsrc').put(key, body);
     }
+    // Scraped first: no await may separate `before` from `sentBefore` (an idle fetch would count in one only).
+    const metricsBefore = await settleMetrics();
     const before = h.workers.stats();
     const sentBefore = { settle: sent.get(SETTLE_STATEMENT_NAME) ?? 0, fetch: sent.get('bb-replicate-fetch') ?? 0 };
     // Fetches sent from the moment the N jobs may be visible until the last of them is fetched.
@@ -525,6 +579,19 @@ t.test('through the workers', async (t) => {
     // The code before this change sent 84 fetches while these 160 jobs were queued (82 at concurrency 16):
     // one per finished job, most of them empty (the task at its cap, counting the ready jobs); now ≈ 35.
     t.ok(fetchWatch.whileQueued <= N / 3, `${fetchWatch.whileQueued} fetches while ${N} jobs were queued, at concurrency ${CONCURRENCY}`);
+    // GET /metrics (after the checks above, which compare live pool counts with `after`): every job
+    // settled is in the histogram once, in as many observations as statements committed.
+    await until('/metrics counts every settled job', async () => (await settleMetrics(metricsBefore))['bb_settle_batch_jobs_sum{outcome="committed"}'] >= N);
+    const m = await settleMetrics(metricsBefore);
+    const failed = after.settle.failedStatements - before.settle.failedStatements;
+    t.equal(m['bb_settle_batch_jobs_sum{outcome="committed"}'], N, `/metrics: ${N} jobs settled`);
+    t.equal(m['bb_settle_batch_jobs_count{outcome="committed"}'], committed, `/metrics: in ${committed} committed statements`);
+    t.equal(m['bb_settle_batch_jobs_count{outcome="failed"}'], failed, `/metrics: ${failed} failed statements`);
+    t.equal(
+      m['bb_settle_batch_failures_total{action="retry"}'] + m['bb_settle_batch_failures_total{action="split"}'] + m['bb_settle_batch_failures_total{action="give_up"}'],
+      failed,
+      '/metrics: each failed statement counted once by what followed',
+    );
 
     const { rows: jobs } = await h.pool.query<{ key: string; state: string; output: { status: string }; completed_on: Date | null }>(
       `SELECT data->>'key' AS key, state, output, completed_on FROM pgboss.job WHERE name = $1 AND id = ANY($2::uuid[])`,

@@ -42,7 +42,7 @@ import type { LeaseKeeper } from './leases.js';
 import type { KeyFailureAlerts } from '../alerts/index.js';
 import { InterruptibleSleep } from './interruptible-sleep.js';
 import { MAX_FAILED_SWEEPS, UploadIntents } from './upload-intents.js';
-import { SettleBatcher, type SettleBatchStats } from './settle-batcher.js';
+import { SettleBatcher, type SettleBatchStats, type SettleFailureAction } from './settle-batcher.js';
 
 /** pg-boss's schema (queue/boss.ts). */
 const BOSS_SCHEMA = 'pgboss';
@@ -56,6 +56,11 @@ export interface WorkerDeps {
   uploads: MultipartRepo;
   leases: LeaseKeeper;
   metrics: ReplicationMetrics;
+  /**
+   * Told after every attempt of a settle statement (settle-batcher.ts): the jobs it
+   * carried, whether it committed and, when it failed, what follows. For metrics.
+   */
+  onSettleStatement?: (jobs: number, committed: boolean, next?: SettleFailureAction) => void;
   log: Logger;
   /**
    * Jobs copying at once in this process (all tasks together). A job whose copy
@@ -333,6 +338,7 @@ export class ReplicationWorkers {
       patienceMs: SETTLE_PATIENCE_MS,
       // Copies still running will finish soon: their outcomes can share a commit.
       expectMore: () => this.inFlight.size > 0,
+      onStatement: (batch, committed, next) => deps.onSettleStatement?.(batch.length, committed, next),
     });
   }
 

@@ -68,9 +68,20 @@ export interface SettleBatcherOptions {
   expectMore?: () => boolean;
   /** How long a failing batch keeps trying, from its oldest outcome's arrival. Default 30 minutes. */
   patienceMs?: number;
-  /** Called after every attempt of a statement, with the jobs it carried. */
-  onStatement?: (batch: readonly SuccessOutcome[], committed: boolean) => void;
+  /**
+   * Called after every attempt of a statement, with the jobs it carried; for a
+   * failed attempt, also with what follows it (SettleFailureAction). For metrics.
+   */
+  onStatement?: (batch: readonly SuccessOutcome[], committed: boolean, next?: SettleFailureAction) => void;
 }
+
+/**
+ * What follows a failed statement: 'retry' (the same batch runs again after a
+ * backoff), 'split' (a row-dependent failure: each outcome then runs in a
+ * statement of its own) or 'give_up' (patience exhausted, or stopping: the
+ * batch's outcomes are rejected and their completions are not written).
+ */
+export type SettleFailureAction = 'retry' | 'split' | 'give_up';
 
 export interface SettleBatchStats {
   /** Statements that committed, and the outcomes they carried. */
@@ -302,18 +313,25 @@ export class SettleBatcher {
           completed = await this.execute(batch);
         } catch (err) {
           this.counts.failedStatements++;
+          const next: SettleFailureAction =
+            // Retrying the same rows would fail the same way: find the culprit by writing each on its own.
+            !isolated && batch.length > 1 && rowDependent(err)
+              ? 'split'
+              : this.stopping || Date.now() > Math.min(...batch.map((e) => e.giveUpAt))
+                ? 'give_up'
+                : 'retry';
           this.options.onStatement?.(
             batch.map((e) => e.outcome),
             false,
+            next,
           );
-          if (!isolated && batch.length > 1 && rowDependent(err)) {
-            // Retrying the same rows would fail the same way: find the culprit by writing each on its own.
+          if (next === 'split') {
             handedOver = true;
             this.counts.isolated += batch.length;
             for (const e of batch) void this.run([e], true).finally(() => this.pump());
             return;
           }
-          if (this.stopping || Date.now() > Math.min(...batch.map((e) => e.giveUpAt))) {
+          if (next === 'give_up') {
             this.counts.gaveUp += batch.length;
             for (const e of batch) e.reject(err);
             return;

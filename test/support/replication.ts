@@ -14,7 +14,7 @@ import { MultipartRepo } from '../../src/db/multipart-repo.js';
 import { ObjectStatusRepo, type ObjectStatusRow } from '../../src/db/object-status-repo.js';
 import { createPool } from '../../src/db/pool.js';
 import { createLogger } from '../../src/logger.js';
-import { createMetrics } from '../../src/metrics.js';
+import { createMetrics, type Metrics } from '../../src/metrics.js';
 import { DEFAULT_QUEUE_SETTINGS, QUEUES, replicateSingletonKey, startBoss, type ReplicateJob } from '../../src/queue/boss.js';
 import { enqueueReplications } from '../../src/queue/enqueue.js';
 import { LeaseKeeper } from '../../src/queue/leases.js';
@@ -57,6 +57,8 @@ export interface HarnessOptions {
   pausedRecheckSeconds?: number;
   /** The workers' idle poll (default 100 ms here); tests of wake-ups set it very long. */
   pollIntervalMs?: number;
+  /** Metrics the workers report into, wired as src/service.ts does (e.g. a Stack's, to read them on its GET /metrics); default a registry of their own. */
+  metrics?: Metrics;
 }
 
 const SETTLED = new Set(['completed', 'in_sync', 'deleted', 'source_missing', 'archived', 'failed']);
@@ -80,6 +82,7 @@ export async function startReplication(options: HarnessOptions): Promise<Replica
   await leases.start();
   const statuses = new ObjectStatusRepo(pool);
   const uploads = new MultipartRepo(pool);
+  const metrics = options.metrics ?? createMetrics();
   const workers = new ReplicationWorkers({
     boss,
     pool,
@@ -88,7 +91,8 @@ export async function startReplication(options: HarnessOptions): Promise<Replica
     statuses,
     uploads,
     leases,
-    metrics: createMetrics().replication,
+    metrics: metrics.replication,
+    onSettleStatement: (jobs, committed, next) => metrics.settleBatches.batch(jobs, committed, next),
     log,
     concurrency: options.concurrency ?? 4,
     memoryBudgetBytes: options.memoryBudgetBytes ?? 64 * 1024 * 1024,

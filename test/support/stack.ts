@@ -18,7 +18,7 @@ import { createPool } from '../../src/db/pool.js';
 import { SenderRepo } from '../../src/db/sender-repo.js';
 import { TaskStatusRepo } from '../../src/db/task-status-repo.js';
 import { createLogger } from '../../src/logger.js';
-import { createMetrics, registerQueueGauges } from '../../src/metrics.js';
+import { createMetrics, registerQueueGauges, type Metrics } from '../../src/metrics.js';
 import { QUEUES, startBoss } from '../../src/queue/boss.js';
 import { IntakeEnqueuer, type IntakeEnqueuerOptions } from '../../src/queue/enqueue.js';
 import { TaskRegistry } from '../../src/tasks/registry.js';
@@ -36,6 +36,8 @@ export interface Stack {
   senders: SenderDirectory;
   app: FastifyInstance;
   url: string;
+  /** The metrics the app serves on GET /metrics (workers of startReplication({ metrics }) can report into them). */
+  metrics: Metrics;
   /** Present with `{ dbProxy: true }`: the app reaches PostgreSQL through it, so a test can cut the database. */
   dbProxy?: TcpProxy;
   /** The admin JWT secret (HS256) the app accepts, unless `admin.secret: null`. */
@@ -132,6 +134,7 @@ export async function startStack(
     senders,
     app,
     url,
+    metrics,
     dbProxy,
     adminSecret,
     masterKey,
