@@ -209,11 +209,11 @@ function blocksCode(): { locals: number[][]; code: number[] } {
     // a + (M[g] + K[i]) broadcast to every lane: none of it waits for the previous step.
     emit(op.get(a), op.get(P), op.i32Load(4 * g), op.i32Const(K[i]!), op.i32Add, i32x4Splat, i32x4Add);
     // + f(b, c, d), written so that b, the value the previous step just made, enters as late as possible.
-    if (round === 0) emit(op.get(c), op.get(d), op.get(b), v128Bitselect); // (b & c) | (~b & d): b is the mask
-    else if (round === 1) emit(op.get(c), op.get(d), v128Andnot, op.get(d), op.get(b), v128And, v128Or); // (c & ~d) | (d & b)
-    else if (round === 2) emit(op.get(c), op.get(d), v128Xor, op.get(b), v128Xor); // b ^ c ^ d
-    else emit(op.get(c), op.get(d), v128Not, op.get(b), v128Or, v128Xor); // c ^ (b | ~d)
-    emit(i32x4Add);
+    if (round === 0) emit(op.get(c), op.get(d), op.get(b), v128Bitselect, i32x4Add); // (b & c) | (~b & d): b is the mask
+    // (c & ~d) | (d & b): the two terms share no bit, so | is +, and c & ~d joins the sum before b is there.
+    else if (round === 1) emit(op.get(c), op.get(d), v128Andnot, i32x4Add, op.get(d), op.get(b), v128And, i32x4Add);
+    else if (round === 2) emit(op.get(c), op.get(d), v128Xor, op.get(b), v128Xor, i32x4Add); // b ^ c ^ d
+    else emit(op.get(c), op.get(d), v128Not, op.get(b), v128Or, v128Xor, i32x4Add); // c ^ (b | ~d)
     // rotl(x, s) + b, into a
     emit(op.tee(TMP), op.i32Const(s), i32x4Shl, op.get(TMP), op.i32Const(32 - s), i32x4ShrU, v128Or, op.get(b), i32x4Add, op.set(a));
     regs = [d, a, b, c];
