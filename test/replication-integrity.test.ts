@@ -184,32 +184,23 @@ t.test('a byte flipped in part 3 of a multipart source read from OSS (combined C
 });
 
 t.test('a byte flipped in part 2 of a multipart source read from S3 (whole-object MD5 against its ETag) is detected; the upload is aborted and redone', async (t) => {
-  const key = 'flip/source-md5-part.bin';
-  const body = randomBytes(4 * PART + 321);
-  await putS3('isrc', key, body);
-  // Only the whole-object MD5 can see this: the OSS destination checks the CRC-64 of what it was sent, flipped byte included.
-  const flip = proxies.s3src.add({ match: { method: 'GET', test: forKey(key) }, nth: 1, action: { type: 'flip-response-byte', offset: PART + 99 } });
-  await h.enqueue('s3-oss', key);
-  const row = await h.settled('s3-oss', key);
-  t.equal(flip.fired, 1);
-  t.equal(row.status, 'completed');
-  t.equal(row.attempts, 2);
-  t.ok(oss.getObject('idst', key)?.body.equals(body));
-  t.equal(oss.pendingUploads('idst'), 0, 'the failed attempt left no upload behind');
-});
-
-t.test('the same with parts of a size that is not a multiple of 64 bytes (the whole-object MD5 hashed on its own)', async (t) => {
-  const key = 'flip/source-md5-odd-part.bin';
-  const body = randomBytes(4 * PART + 321);
-  await putS3('isrc', key, body);
-  const flip = proxies.s3src.add({ match: { method: 'GET', test: forKey(key) }, nth: 1, action: { type: 'flip-response-byte', offset: PART + 99 } });
-  await h.enqueue('s3-oss-odd', key);
-  const row = await h.settled('s3-oss-odd', key);
-  t.equal(flip.fired, 1);
-  t.equal(row.status, 'completed');
-  t.equal(row.attempts, 2);
-  t.ok(oss.getObject('idst', key)?.body.equals(body));
-  t.equal(oss.pendingUploads('idst'), 0, 'the failed attempt left no upload behind');
+  // s3-oss-odd: parts of a size that is not a multiple of 64 bytes, whose whole-object MD5 is hashed on its own (segment-hasher.ts).
+  for (const [task, key] of [
+    ['s3-oss', 'flip/source-md5-part.bin'],
+    ['s3-oss-odd', 'flip/source-md5-odd-part.bin'],
+  ] as const) {
+    const body = randomBytes(4 * PART + 321);
+    await putS3('isrc', key, body);
+    // Only the whole-object MD5 can see this: the OSS destination checks the CRC-64 of what it was sent, flipped byte included.
+    const flip = proxies.s3src.add({ match: { method: 'GET', test: forKey(key) }, nth: 1, action: { type: 'flip-response-byte', offset: PART + 99 } });
+    await h.enqueue(task, key);
+    const row = await h.settled(task, key);
+    t.equal(flip.fired, 1, `${task}: the byte was flipped`);
+    t.equal(row.status, 'completed', `${task}: completed`);
+    t.equal(row.attempts, 2, `${task}: on the second attempt`);
+    t.ok(oss.getObject('idst', key)?.body.equals(body), `${task}: the object is the source's`);
+    t.equal(oss.pendingUploads('idst'), 0, `${task}: the failed attempt left no upload behind`);
+  }
 });
 
 t.test('a byte flipped on the way to the destination is refused by Content-MD5 and resent', async (t) => {

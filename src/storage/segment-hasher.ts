@@ -250,48 +250,22 @@ function blocksCode(): { locals: number[][]; code: number[] } {
 }
 
 function crcBytesCode(): { locals: number[][]; code: number[] } {
-  // Locals: 0 = n (param), 1 = p, 2 = crc. crc = T0[(crc ^ byte) & 0xff] ^ (crc >> 8).
+  // Locals: 0 = n (param), 1 = p, 2 = crc. Per byte: crc = T0[(crc ^ byte) & 0xff] ^ (crc >> 8).
+  const N = 0;
+  const P = 1;
+  const C = 2;
   const code = [
-    ...op.i32Const(0),
-    ...op.i64Load(CRC),
-    ...op.set(2),
-    ...op.i32Const(DATA),
-    ...op.set(1),
-    ...op.block,
-    ...op.loop,
-    ...op.get(0),
-    ...op.i32Eqz,
-    ...op.brIf(1),
-    ...op.get(2),
-    ...op.i64Const(8),
-    ...op.i64ShrU,
-    ...op.get(2),
-    ...op.i32WrapI64,
-    ...op.get(1),
-    ...op.i32Load8U,
-    ...op.i32Xor,
-    ...op.i32Const(0xff),
-    ...op.i32And,
-    ...op.i32Const(3),
-    ...op.i32Shl,
-    ...op.i64Load(TABLES),
-    ...op.i64Xor,
-    ...op.set(2),
-    ...op.get(1),
-    ...op.i32Const(1),
-    ...op.i32Add,
-    ...op.set(1),
-    ...op.get(0),
-    ...op.i32Const(1),
-    ...op.i32Sub,
-    ...op.set(0),
-    ...op.br(0),
-    ...op.end,
-    ...op.end,
-    ...op.i32Const(0),
-    ...op.get(2),
-    ...op.i64Store(CRC),
-  ];
+    [op.i32Const(0), op.i64Load(CRC), op.set(C)],
+    [op.i32Const(DATA), op.set(P)],
+    [op.block, op.loop, op.get(N), op.i32Eqz, op.brIf(1)],
+    [op.get(C), op.i64Const(8), op.i64ShrU],
+    [op.get(C), op.i32WrapI64, op.get(P), op.i32Load8U, op.i32Xor, op.i32Const(0xff), op.i32And, op.i32Const(3), op.i32Shl, op.i64Load(TABLES)],
+    [op.i64Xor, op.set(C)],
+    [op.get(P), op.i32Const(1), op.i32Add, op.set(P)],
+    [op.get(N), op.i32Const(1), op.i32Sub, op.set(N)],
+    [op.br(0), op.end, op.end],
+    [op.i32Const(0), op.get(C), op.i64Store(CRC)],
+  ].flat(2);
   return {
     locals: [
       [1, 0x7f],
