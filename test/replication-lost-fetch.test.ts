@@ -17,7 +17,7 @@
 import t from 'tap';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { QUEUES, replicateSingletonKey } from '../src/queue/boss.js';
-import { FETCH_SQL, REQUEUE_SQL } from '../src/queue/replication-worker.js';
+import { FETCH_SQL, fetchSql, REQUEUE_SQL } from '../src/queue/replication-worker.js';
 import { startOssServer, type OssServer } from './support/oss-server.js';
 import { ossEndpoint, startReplication, type ReplicationHarness } from './support/replication.js';
 
@@ -65,7 +65,7 @@ t.test('jobs leased by a fetch whose answer was lost are handed back after the n
       [{ id: jobId, name: QUEUES.replicate, data: { taskId: TASK, key, trigger: 'event', kind: 'created' }, singletonKey: replicateSingletonKey(TASK, key), startAfter: new Date(Date.now() - 60_000) }],
       { db: { executeSql: (text, values) => client.query(text, values) } },
     );
-    const { rows } = await client.query<{ id: string }>(FETCH_SQL, [QUEUES.replicate, workerId, [], 10]);
+    const { rows } = await client.query<{ id: string }>(FETCH_SQL, [workerId, [], 10]);
     t.same(rows.map((r) => r.id), [jobId], 'the lost fetch took the job');
     await client.query('COMMIT');
   } finally {
@@ -121,7 +121,7 @@ t.test('jobs fetched but never started go back as they were: no retry spent, rea
   };
   const plain = await insert('plain');
   const twinned = await insert('twinned');
-  const { rows: fetched } = await h.pool.query<{ id: string }>(FETCH_SQL, [QUEUE, WORKER, [], 10]);
+  const { rows: fetched } = await h.pool.query<{ id: string }>(fetchSql(QUEUE), [WORKER, [], 10]);
   t.same(fetched.map((r) => r.id).sort(), [plain, twinned].sort(), 'both fetched (active, leased)');
   const newer = await insert('twinned'); // queued while the first was held: allowed beside an active one
   const state = async (id: string) =>
@@ -137,7 +137,7 @@ t.test('jobs fetched but never started go back as they were: no retry spent, rea
   t.match(await state(newer), { state: 'created' }, 'the newer job is untouched');
   t.equal((await h.pool.query('SELECT 1 FROM bb_job_leases WHERE worker_id = $1', [WORKER])).rowCount, 0, 'the leases are gone');
 
-  const { rows: again } = await h.pool.query<{ id: string; retryCount: number }>(FETCH_SQL, [QUEUE, WORKER, [], 10]);
+  const { rows: again } = await h.pool.query<{ id: string; retryCount: number }>(fetchSql(QUEUE), [WORKER, [], 10]);
   t.same(again.map((r) => [r.id, r.retryCount]).sort(), [[newer, 0], [plain, 0]].sort(), 'fetched again at once, still on its first try');
   const { rows: none } = await h.pool.query<{ requeued: number; superseded: number }>(REQUEUE_SQL, [QUEUE, [twinned], WORKER]);
   t.same(none, [{ requeued: 0, superseded: 0 }], 'a job that is not active is left alone');

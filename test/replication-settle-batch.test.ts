@@ -107,7 +107,7 @@ async function leaseJobs(prefix: string, n: number, workerId: string): Promise<L
   const keys = Array.from({ length: n }, (_, i) => `${prefix}/${String(i).padStart(3, '0')}`);
   await enqueueReplications(stack.boss, stack.pool, keys.map((key) => ({ taskId: TASK, key, trigger: 'event', kind: 'created' })));
   await direct.query(`INSERT INTO bb_workers (id, host, pid) VALUES ($1, 'settle-test', 1) ON CONFLICT (id) DO NOTHING`, [workerId]);
-  const { rows } = await direct.query<{ id: string; data: { key: string } }>({ text: FETCH_SQL, values: [QUEUES.replicate, workerId, [], n] });
+  const { rows } = await direct.query<{ id: string; data: { key: string } }>({ text: FETCH_SQL, values: [workerId, [], n] });
   if (rows.length !== n || rows.some((r) => !r.data.key.startsWith(`${prefix}/`))) throw new Error(`leased ${rows.length} jobs, expected ${n} of ${prefix}`);
   return rows.map((r) => ({ id: r.id, key: r.data.key })).sort((a, b) => a.key.localeCompare(b.key));
 }
