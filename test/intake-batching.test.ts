@@ -18,6 +18,7 @@ import { isDatabaseUnavailable } from '../src/http/errors.js';
 import { IntakeEnqueuer, type IntakeOutcome, type IntakeRequest } from '../src/queue/enqueue.js';
 import { buildIntakeStatements } from '../src/queue/intake-statement.js';
 import { startStack, testTask, type Stack } from './support/stack.js';
+import { scrapeMetrics } from './support/metrics.js';
 
 const secret = randomBytes(24).toString('hex');
 const creds = { accessKeyId: 'fn', secret };
@@ -76,9 +77,7 @@ function intakeRequest(key: string, signatureHash: Buffer = randomBytes(32)): In
 }
 
 async function metricValue(name: string): Promise<number> {
-  const text = await (await fetch(`${stack.url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+  return (await scrapeMetrics(stack.url))(name);
 }
 
 t.test('50 concurrent signed requests: all 202, written by a few statements, 50 jobs and 50 ledger rows', async (t) => {

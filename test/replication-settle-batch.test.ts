@@ -31,6 +31,7 @@ import { startOssServer, type OssServer } from './support/oss-server.js';
 import { ossEndpoint, startReplication, type ReplicationHarness } from './support/replication.js';
 import { startStack, testTask, type Stack } from './support/stack.js';
 import { startTcpProxy, viaProxy } from './support/tcp-proxy.js';
+import { scrapeMetrics } from './support/metrics.js';
 
 const TASK = 'batch';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -41,20 +42,6 @@ async function until(what: string, check: () => Promise<boolean> | boolean, time
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(25);
   }
-}
-
-/**
- * One GET /metrics of the stack's app: the value of a series (`name{labels}`
- * exactly as exposed), 0 when it is absent.
- */
-async function scrape(): Promise<(series: string) => number> {
-  const res = await fetch(`${stack.url}/metrics`);
-  if (res.status !== 200) throw new Error(`GET /metrics: ${res.status}`);
-  const lines = (await res.text()).split('\n');
-  return (series) => {
-    const line = lines.find((l) => l.startsWith(`${series} `));
-    return line ? Number(line.slice(series.length + 1)) : 0;
-  };
 }
 
 const SETTLE_SERIES = [
@@ -70,7 +57,7 @@ type SettleSeries = (typeof SETTLE_SERIES)[number];
 
 /** The settle series on GET /metrics now, as deltas from `since` (absolute without). */
 async function settleMetrics(since?: Record<SettleSeries, number>): Promise<Record<SettleSeries, number>> {
-  const value = await scrape();
+  const value = await scrapeMetrics(stack.url);
   return Object.fromEntries(SETTLE_SERIES.map((name) => [name, value(name) - (since?.[name] ?? 0)])) as Record<SettleSeries, number>;
 }
 
