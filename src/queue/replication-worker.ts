@@ -688,6 +688,11 @@ export class ReplicationWorkers {
     return sem;
   }
 
+  /** Queue a job for the key again, `startAfter` seconds from now (the key's one-queued-job policy keeps it single). */
+  private requeueKey(data: ReplicateJob, startAfter: number): Promise<unknown> {
+    return this.deps.boss.send(QUEUES.replicate, data, { singletonKey: replicateSingletonKey(data.taskId, data.key), startAfter });
+  }
+
   /**
    * The key's upload intent outlived this job's sweep (upload-intents.ts) and
    * the job succeeded: queue a job for the key that sweeps again, after a delay
@@ -697,7 +702,6 @@ export class ReplicationWorkers {
    * the operator must look; the key's next job still sweeps). Never throws.
    */
   private async followUpIntent(job: FetchedJob, failedSweeps: number, log: Logger): Promise<void> {
-    const { taskId, key } = job.data;
     if (failedSweeps >= MAX_FAILED_SWEEPS) {
       log.error(
         { failedSweeps },
@@ -711,11 +715,7 @@ export class ReplicationWorkers {
       // The job's data less a scan's hint (a job with an intent pending HEADs the destination anyway);
       // queuedAt is now: this is a cleanup, not a change waiting since the first enqueue.
       const { destinationAbsentAt: _hint, ...data } = job.data;
-      await this.deps.boss.send(
-        QUEUES.replicate,
-        { ...data, queuedAt: new Date().toISOString() },
-        { singletonKey: replicateSingletonKey(taskId, key), startAfter },
-      );
+      await this.requeueKey({ ...data, queuedAt: new Date().toISOString() }, startAfter);
       log.info({ startAfter, failedSweeps }, 'queued a follow-up job to clear the multipart uploads left by an interrupted start');
     } catch (err) {
       log.warn({ err }, "could not queue a follow-up for the multipart uploads left by an interrupted start; the key's next job will look again");
@@ -735,10 +735,7 @@ export class ReplicationWorkers {
       return { output: { dropped: 'task does not exist' } };
     }
     if (task.paused) {
-      await this.deps.boss.send(QUEUES.replicate, job.data, {
-        singletonKey: replicateSingletonKey(taskId, key),
-        startAfter: this.deps.pausedRecheckSeconds ?? 30,
-      });
+      await this.requeueKey(job.data, this.deps.pausedRecheckSeconds ?? 30);
       return { output: { deferred: 'task paused' } };
     }
     const lastAttempt = job.retryCount >= job.retryLimit;
@@ -776,10 +773,7 @@ export class ReplicationWorkers {
         if (stores.markers && (outcome.status === 'completed' || outcome.status === 'in_sync')) await stores.markers.success(key);
         this.deps.metrics.objectDone(taskId, outcome.status, outcome.bytes ?? 0, durationMs / 1000);
         if (outcome.requeueAfterSeconds) {
-          await this.deps.boss.send(QUEUES.replicate, job.data, {
-            singletonKey: replicateSingletonKey(taskId, key),
-            startAfter: outcome.requeueAfterSeconds,
-          });
+          await this.requeueKey(job.data, outcome.requeueAfterSeconds);
         }
         // A failed attempt is retried anyway (and sweeps again); a success may be the key's last job for a long time.
         if (prepared.unresolved) await this.followUpIntent(job, prepared.failedSweeps, log);

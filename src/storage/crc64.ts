@@ -15,7 +15,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { createCRC64, type IHasher } from 'hash-wasm';
 
 /** 0x42F0E1EBA9EA3693 bit-reversed, the form a reflected (LSB-first) CRC uses. */
-const REFLECTED_POLY = 0xc96c5795d7870f42n;
+export const REFLECTED_POLY = 0xc96c5795d7870f42n;
 const REFLECTED_POLY_HEX = 'c96c5795d7870f42';
 const MASK64 = 0xffffffffffffffffn;
 

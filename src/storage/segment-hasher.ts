@@ -30,6 +30,7 @@
  * checks it against node:crypto and crc64.ts.
  */
 import { Buffer } from 'node:buffer';
+import { REFLECTED_POLY } from './crc64.js';
 
 /** Bytes of input handed to the module per call; the data region also holds up to two padding blocks after it. */
 const CHUNK = 64 * 1024;
@@ -61,16 +62,14 @@ const K = [
   0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391,
 ].map((k) => k | 0);
 
-/** 0x42F0E1EBA9EA3693 bit-reversed: CRC-64/XZ, what OSS calls crc64ecma (crc64.ts). */
-const CRC_POLY = 0xc96c5795d7870f42n;
 const ALL_ONES = 0xffffffffffffffffn;
 
-/** Slicing-by-8 tables: T[0] the byte-at-a-time table, T[k][i] = i followed by k zero bytes. */
+/** Slicing-by-8 tables of CRC-64/XZ (crc64.ts's reflected polynomial): T[0] the byte-at-a-time table, T[k][i] = i followed by k zero bytes. */
 function crcTables(): BigUint64Array {
   const t = new BigUint64Array(8 * 256);
   for (let i = 0; i < 256; i++) {
     let c = BigInt(i);
-    for (let bit = 0; bit < 8; bit++) c = c & 1n ? (c >> 1n) ^ CRC_POLY : c >> 1n;
+    for (let bit = 0; bit < 8; bit++) c = c & 1n ? (c >> 1n) ^ REFLECTED_POLY : c >> 1n;
     t[i] = c;
   }
   for (let k = 1; k < 8; k++) {
