@@ -9,6 +9,7 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { enqueueReplications } from '../src/queue/enqueue.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { startOssServer, type OssServer } from './support/oss-server.js';
 import { ossEndpoint, s3Endpoint, startReplication, type ReplicationHarness } from './support/replication.js';
@@ -194,7 +195,7 @@ t.test('archived sources', async (t) => {
   });
 });
 
-t.test('a new object is read with one GET (its answer is the head); an existing copy is checked with HEAD', async (t) => {
+t.test('a new object is read with one GET (its answer is the head); an existing copy is checked with HEAD unless a copy is expected', async (t) => {
   const key = 'reads/new-object.bin';
   const body = randomBytes(40 * KIB);
   await oss.client('archsrc').put(key, body, { headers: { 'Content-Type': 'application/x-new', 'x-oss-meta-origin': 'oss' } });
@@ -210,11 +211,19 @@ t.test('a new object is read with one GET (its answer is the head); an existing 
   t.equal(head.Metadata?.['origin'], 'oss', 'user metadata taken from the GET answer');
   t.equal(first.sourceCrc64, oss.getObject('archsrc', key)?.crc64, 'the source CRC-64 from the GET answer is recorded');
 
+  // A job that does not expect a copy (an operator's retry) HEADs the destination first, then the source.
   const mid = sourceRequests().length;
-  await h.enqueue('arch', key);
-  const second = await h.settled('arch', key, (r) => r.status === 'in_sync');
+  await enqueueReplications(h.boss, h.pool, [{ taskId: 'arch', key, trigger: 'retry' }]);
+  const second = await h.settled('arch', key, (r) => r.status === 'in_sync' && r.updatedAt > first.updatedAt);
   t.equal(second.status, 'in_sync');
   t.same(sourceRequests().slice(mid), ['HEAD'], 'with a copy on the destination, the source is only HEADed');
+
+  // An event says the source changed: its GET went out with the destination HEAD, and is dropped unread.
+  const late = sourceRequests().length;
+  await h.enqueue('arch', key);
+  const third = await h.settled('arch', key, (r) => r.status === 'in_sync' && r.updatedAt > second.updatedAt);
+  t.equal(third.status, 'in_sync');
+  t.same(sourceRequests().slice(late), ['GET'], 'a duplicate event opened the source once; nothing was copied');
 });
 
 t.test('the status row records what happened', async (t) => {

@@ -29,6 +29,20 @@
  * at any age); it limits the cost of a wrong hint, a re-copy of an object
  * that had become in sync (another process, the previous job of the key
  * running while the scan listed), to hints read recently.
+ *
+ * Without a trusted hint, a job that says the source changed (an event of a
+ * created or overwritten object, or a scan that found the key missing or
+ * different) reads both sides at once: the destination HEAD and the source's
+ * GET are sent together, so a copy waits one round trip fewer (HEAD then GET
+ * was two in a row: on a cross-region pair, tens of milliseconds per object,
+ * which at a fixed number of copies in flight is throughput). The decision
+ * is the one the HEAD-first order makes: the GET's
+ * answer carries the head of the version whose bytes follow. What it can
+ * waste: when the destination turns out to be in sync already (a duplicate
+ * event), the opened GET is dropped unread — a small object's body is drained
+ * to keep the connection, a large one's connection is closed. Other jobs (an
+ * operator's retry, a removal) HEAD the destination first, as the order
+ * above describes, and read the source's bytes only when there is no copy.
  */
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -38,6 +52,7 @@ import type { MultipartRepo } from '../db/multipart-repo.js';
 import { StorageError } from '../storage/errors.js';
 import type { ObjectHead, ObjectStore } from '../storage/object-store.js';
 import type { Task } from '../tasks/registry.js';
+import type { ReplicateJob } from '../queue/boss.js';
 import type { BufferPool, ByteBudget } from './byte-budget.js';
 import { compareObjects } from './compare.js';
 import { abortUpload, copyObject } from './copy.js';
@@ -103,7 +118,7 @@ const DESTINATION_HINT_CLOCK_SKEW_MS = 60_000;
 
 /** What reconcile needs of the job that asked for it (the worker's fetched job has this shape). */
 export interface ReconcileJob {
-  data: { destinationAbsentAt?: string };
+  data: { destinationAbsentAt?: string; trigger?: ReplicateJob['trigger']; kind?: ReplicateJob['kind'] };
   /** 0 on the job's first attempt. */
   retryCount: number;
   /** An upload intent is pending for the key: an earlier job started a multipart upload (queue/upload-intents.ts). */
@@ -122,6 +137,17 @@ export function trustsDestinationAbsent(job: ReconcileJob | undefined, now = Dat
   if (!job || at === undefined || job.retryCount !== 0 || job.intentPending) return false;
   const age = now - Date.parse(at);
   return age < DESTINATION_HINT_MAX_AGE_MS && age > -DESTINATION_HINT_CLOCK_SKEW_MS;
+}
+
+/**
+ * Whether the job says the source changed, so that a copy is the likely
+ * outcome and both sides are read at once (module comment): an event of a
+ * created object, or a scan's difference. Not an operator's retry (often of
+ * a key that failed for want of access) nor a removal (whose source is gone).
+ */
+export function expectsCopy(job: ReconcileJob | undefined): boolean {
+  const data = job?.data;
+  return data !== undefined && ((data.trigger === 'event' && data.kind === 'created') || data.trigger === 'scan');
 }
 
 /**
@@ -171,14 +197,14 @@ export async function reconcile(task: Task, key: string, deps: ReconcileDeps, jo
   const encryption = loadEncryptionKey(task);
   let outcome: ReconcileOutcome;
   try {
-    outcome = await decide(task, key, deps, encryption, trustsDestinationAbsent(job));
+    outcome = await decide(task, key, deps, encryption, trustsDestinationAbsent(job) ? 'absent' : expectsCopy(job) ? 'at-once' : 'head-first');
   } catch (err) {
     // The source went away after its HEAD (deleted mid-copy): look again, once, at what is there now
     // (source_missing, or a delete), instead of failing the key for good on a 404. Both sides are
     // read this time: whatever the hint said is older than what just happened.
     if (!(err instanceof StorageError && err.code === 'NoSuchKey')) throw err;
     deps.log.info({ err: err.message }, 'source object disappeared during the copy; reconciling again');
-    outcome = await decide(task, key, deps, encryption, false);
+    outcome = await decide(task, key, deps, encryption, 'head-first');
   }
   if (outcome.status !== 'completed') await dropStaleUpload(task, key, deps);
   return outcome;
@@ -265,21 +291,41 @@ async function readSourceAssumingAbsent(
   return { trusted: refusal(task, read.head, encryption) === undefined, read };
 }
 
+/**
+ * How decide() reads the two sides (module comment): 'absent' trusts a scan's
+ * hint and skips the destination HEAD; 'at-once' sends the destination HEAD
+ * and the source GET together; 'head-first' HEADs the destination, then reads
+ * the source as its answer says.
+ */
+type ReadOrder = 'absent' | 'at-once' | 'head-first';
+
+/** A body dropped unread up to this size is drained, so its keep-alive connection is reused; a larger one's is closed. */
+const DRAIN_UNREAD_BYTES = 256 * 1024;
+
 async function decide(
   task: Task,
   key: string,
   deps: ReconcileDeps,
   encryption: TaskEncryptionKey | undefined,
-  destinationAbsent: boolean,
+  order: ReadOrder,
 ): Promise<ReconcileOutcome> {
   let read: SourceRead | undefined;
   try {
     let destination: ObjectHead | null = null;
     const open = deps.source.open?.bind(deps.source);
-    if (destinationAbsent && open) {
+    if (order === 'absent' && open) {
       const first = await readSourceAssumingAbsent(task, key, deps, encryption, open);
       read = first.read;
       if (!first.trusted) destination = await deps.destination.head(key);
+    } else if (order === 'at-once' && open) {
+      const [dst, src] = await Promise.allSettled([deps.destination.head(key), readSource(task, key, deps, null)]);
+      if (src.status === 'rejected') {
+        // The destination's failure first, as when it is read first (a 403 there says more about the task).
+        throw dst.status === 'rejected' ? dst.reason : src.reason;
+      }
+      read = src.value; // released below whatever happens next
+      if (dst.status === 'rejected') throw dst.reason;
+      destination = dst.value;
     } else {
       // The destination first: whether it has a copy decides how the source is read.
       destination = await deps.destination.head(key);
@@ -288,9 +334,19 @@ async function decide(
     return await decideWith(task, key, deps, encryption, destination, read);
   } finally {
     // A body not copied (nothing to do, a refusal, a failed copy) is released;
-    // destroying one that was read to its end is a no-op.
-    read?.body?.destroy();
+    // one that was read to its end is left as it is.
+    if (read?.body) release(read.body, read.head?.size);
   }
+}
+
+/** Let go of a source body: drain a small unread one (its connection goes back to the pool), close anything else. */
+function release(body: Readable, size: number | undefined): void {
+  if (body.readableEnded || body.destroyed) return;
+  if (size !== undefined && size <= DRAIN_UNREAD_BYTES && body.readableDidRead === false && !body.errored) {
+    body.resume();
+    return;
+  }
+  body.destroy();
 }
 
 /** A source object the task will not copy whatever the destination holds (unless that is already in sync). */
