@@ -36,7 +36,9 @@
  * (the work each tool makes the servers do, which on 2 shared cores is
  * throughput too), and for BucketBridge the enqueue time (keys) or the scan's
  * wait for a worker and its own time (scan), and the median / p90 of a job's
- * own reconcile time.
+ * own reconcile time. Each round runs every tool back to back (the order
+ * alternating), and the summary gives each BucketBridge feed's rate over
+ * rclone's within the same round: median, range and how many rounds were ≥ 1.
  *
  * Run: `npm run bench -- copy` (builds dist/ first), or `node bench/copy.mjs`
  * after a build. Options (flag or env):
@@ -53,6 +55,10 @@
  *   --feeds=L             BENCH_COPY_FEEDS             (keys,scan)  how BucketBridge gets the keys (above);
  *                         one BucketBridge run per feed, reported as `bucketbridge (keys)` / `bucketbridge (scan)`
  *   --out=DIR             BENCH_OUT                    (bench/results)
+ *   --rtt-ms=N            BENCH_COPY_RTT_MS            (0)    put a latency proxy (bench/copy/latency-proxy.mjs)
+ *                         in front of each s3rver for both tools: N ms round trip, as between clouds
+ *   --timeline=1          BENCH_COPY_TIMELINE          record, per run, the CPU cores the copier and each s3rver
+ *                         used per half second (`timeline` in the result)
  *   --profile-dir=DIR     BENCH_COPY_PROFILE_DIR       write a V8 CPU profile of each service run there
  *   --pg-stat-statements=1  BENCH_PG_STAT_STATEMENTS   load pg_stat_statements (a restart of the
  *                         cluster) and record, per BucketBridge run, the statements that cost
@@ -86,6 +92,8 @@ const PART_CONCURRENCY = Number(option('part-concurrency', 'BENCH_COPY_PART_CONC
 const PHASES = option('phases', 'BENCH_COPY_PHASES', 'crc,big,small').split(',');
 const TOOLS = option('tools', 'BENCH_COPY_TOOLS', 'rclone,bucketbridge').split(',');
 const FEEDS = option('feeds', 'BENCH_COPY_FEEDS', 'keys,scan').split(',');
+const TIMELINE = option('timeline', 'BENCH_COPY_TIMELINE', '0') === '1';
+const RTT_MS = Number(option('rtt-ms', 'BENCH_COPY_RTT_MS', '0'));
 for (const f of FEEDS) if (f !== 'keys' && f !== 'scan') throw new Error(`--feeds: unknown feed ${f} (keys, scan)`);
 /** What runs in each round: rclone, and BucketBridge once per feed. */
 const RUNNERS = TOOLS.flatMap((tool) => (tool === 'bucketbridge' ? FEEDS.map((feed) => ({ tool, feed, name: `bucketbridge (${feed})` })) : [{ tool, name: tool }]));
@@ -153,7 +161,11 @@ function rssSampler(pid) {
   let hwmKb = 0;
   const cpu0 = cpuSeconds(pid) ?? 0;
   let cpu = cpu0;
+  // --timeline: cumulative CPU seconds of the copier and of each s3rver (source, destination) per sample.
+  const started = Date.now();
+  const samples = [];
   const read = () => {
+    if (TIMELINE) samples.push([Date.now() - started, cpuSeconds(pid) ?? cpu, ...s3rverPids.map((p) => cpuSeconds(p) ?? 0)]);
     try {
       const status = readFileSync(`/proc/${pid}/status`, 'utf8');
       const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -171,9 +183,31 @@ function rssSampler(pid) {
     stop() {
       read();
       clearInterval(timer);
-      return { peakRssMiB: round(peakKb / 1024), hwmMiB: round(hwmKb / 1024), cpuSeconds: round(cpu - cpu0, 2) };
+      return {
+        peakRssMiB: round(peakKb / 1024),
+        hwmMiB: round(hwmKb / 1024),
+        cpuSeconds: round(cpu - cpu0, 2),
+        ...(TIMELINE ? { timeline: timeline(samples) } : {}),
+      };
     },
   };
+}
+
+/**
+ * CPU cores busy per half second ([copier, source s3rver, destination s3rver]),
+ * from cumulative samples: where a run's time goes (the copy, then the
+ * destination's CompleteMultipartUpload, which s3rver does alone).
+ */
+function timeline(samples) {
+  const out = [];
+  let from = samples[0];
+  for (const s of samples) {
+    if (s[0] - from[0] < 500) continue;
+    const dt = (s[0] - from[0]) / 1000;
+    out.push({ at: round(from[0] / 1000, 1), cores: s.slice(1).map((v, i) => round((v - from[i + 1]) / dt, 2)) });
+    from = s;
+  }
+  return out;
 }
 
 /** The two s3rver processes, set once they run. */
@@ -222,7 +256,14 @@ async function startS3rver(name) {
   mkdirSync(dir, { recursive: true });
   // s3rver encrypts ListObjectsV2 continuation tokens with DES, which OpenSSL 3 only has in its legacy
   // provider: without it every listing past the first page (a scan of > 1,000 keys) answers 500 InternalError.
-  const child = track(spawn(process.execPath, ['--openssl-legacy-provider', 'bench/copy/s3rver.mjs', dir], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  const { child, port } = await spawnListening(['--openssl-legacy-provider', 'bench/copy/s3rver.mjs', dir], `s3rver ${name}`);
+  s3rverPids.push(child.pid);
+  return { endpoint: `http://127.0.0.1:${port}`, child };
+}
+
+/** Start a node script that prints `{"port":N}` once listening; resolves with the child and the port. */
+async function spawnListening(args, what) {
+  const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] }));
   const port = await new Promise((res, rej) => {
     let buf = '';
     child.stdout.on('data', (c) => {
@@ -230,10 +271,20 @@ async function startS3rver(name) {
       const m = /\{"port":(\d+)\}/.exec(buf);
       if (m) res(Number(m[1]));
     });
-    child.on('exit', (code) => rej(new Error(`s3rver ${name} exited (${code})`)));
+    child.on('exit', (code) => rej(new Error(`${what} exited (${code})`)));
   });
-  s3rverPids.push(child.pid);
-  return { endpoint: `http://127.0.0.1:${port}`, child };
+  return { child, port };
+}
+
+/**
+ * With --rtt-ms, the endpoint the tools are given: a latency proxy in front of
+ * the s3rver (bench/copy/latency-proxy.mjs, its own process), half the round
+ * trip each way. The bench's own setup and checks use the s3rver directly.
+ */
+async function toolEndpoint(server) {
+  if (RTT_MS <= 0) return server.endpoint;
+  const { port } = await spawnListening(['bench/copy/latency-proxy.mjs', new URL(server.endpoint).port, String(RTT_MS / 2)], 'latency proxy');
+  return `http://127.0.0.1:${port}`;
 }
 
 function s3client(endpoint) {
@@ -521,7 +572,7 @@ const results = {
   when: new Date().toISOString(),
   machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: round(totalmem() / 1024 ** 3), kernel: release(), node: process.version },
   rclone: spawnSync('rclone', ['version'], { encoding: 'utf8' }).stdout?.split('\n')[0] ?? 'not installed',
-  settings: { runs: RUNS, feeds: FEEDS, bigSource: BIG_SOURCE, bigMiB: BIG_MIB, smallCount: SMALL_COUNT, smallKiB: SMALL_KIB, transfers: TRANSFERS, partMiB: PART_MIB, partConcurrency: PART_CONCURRENCY },
+  settings: { runs: RUNS, feeds: FEEDS, bigSource: BIG_SOURCE, bigMiB: BIG_MIB, smallCount: SMALL_COUNT, smallKiB: SMALL_KIB, transfers: TRANSFERS, partMiB: PART_MIB, partConcurrency: PART_CONCURRENCY, rttMs: RTT_MS },
   phases: {},
 };
 
@@ -554,6 +605,8 @@ try {
     const dst = await startS3rver('dst');
     const srcClient = s3client(src.endpoint);
     const dstClient = s3client(dst.endpoint);
+    const srcTool = await toolEndpoint(src);
+    const dstTool = await toolEndpoint(dst);
     let bucketCounter = 0;
     const freshBucket = async (tool) => {
       const b = `dst-${tool === 'rclone' ? 'rc' : 'bb'}-${bucketCounter++}`;
@@ -569,11 +622,11 @@ try {
           const dstBucket = await freshBucket(tool);
           const res =
             tool === 'rclone'
-              ? await runRclone({ srcEndpoint: src.endpoint, dstEndpoint: dst.endpoint, srcPath: rcloneSource, dstBucket, extraArgs: rcloneArgs })
+              ? await runRclone({ srcEndpoint: srcTool, dstEndpoint: dstTool, srcPath: rcloneSource, dstBucket, extraArgs: rcloneArgs })
               : await runBucketBridge({
                   feed,
-                  srcEndpoint: src.endpoint,
-                  dstEndpoint: dst.endpoint,
+                  srcEndpoint: srcTool,
+                  dstEndpoint: dstTool,
                   srcBucket,
                   dstBucket,
                   keys,
@@ -610,6 +663,17 @@ try {
           postgresCpuSeconds: round(median(xs.map((x) => x.postgresCpuSeconds)), 2),
           runs: xs,
         };
+      }
+      // Each round runs every tool back to back (order alternating), so a round's ratio compares runs
+      // made under the same machine state: on these VMs whole rounds drift by ±10–20 % (page cache,
+      // writeback, neighbours), which a ratio of medians taken across rounds would mix in.
+      const rclone = runs.rclone;
+      if (rclone?.length === RUNS) {
+        for (const { name: runner } of RUNNERS) {
+          if (runner === 'rclone') continue;
+          const ratios = runs[runner].map((x, i) => round(x.rate / rclone[i].rate, 3));
+          summary[runner].vsRclone = { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios), atLeast: ratios.filter((q) => q >= 1).length, rounds: ratios };
+        }
       }
       results.phases[name] = { unit, ...summary };
     };
@@ -683,7 +747,7 @@ try {
   const file = join(OUT, `copy-${results.when.replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, JSON.stringify(results, null, 2));
 
-  const lines = ['', `## bench/copy — ${results.when} (${results.machine.cpus} × ${results.machine.cpu}, node ${results.machine.node}, ${results.rclone})`, ''];
+  const lines = ['', `## bench/copy — ${results.when} (${results.machine.cpus} × ${results.machine.cpu}, node ${results.machine.node}, ${results.rclone}${RTT_MS > 0 ? `, ${RTT_MS} ms round trip to each s3rver` : ''})`, ''];
   if (results.phases.crc) {
     const { partHashing } = results.phases.crc;
     lines.push(
@@ -694,10 +758,14 @@ try {
   }
   for (const [name, p] of Object.entries(results.phases)) {
     if (name === 'crc') continue;
-    lines.push(`| ${name} (median of ${RUNS}) | ${p.unit} | seconds | copier CPU-s | s3rvers CPU-s | postgres CPU-s | peak RSS MiB |`, '|---|---|---|---|---|---|---|');
+    lines.push(
+      `| ${name} (median of ${RUNS}) | ${p.unit} | × rclone, same round: median (range, rounds ≥ 1) | seconds | copier CPU-s | s3rvers CPU-s | postgres CPU-s | peak RSS MiB |`,
+      '|---|---|---|---|---|---|---|---|',
+    );
     for (const { name: runner } of RUNNERS) {
       const x = p[runner];
-      if (x) lines.push(`| ${runner} | ${x[p.unit]} | ${x.seconds} | ${x.cpuSeconds} | ${x.s3rverCpuSeconds} | ${x.postgresCpuSeconds} | ${x.peakRssMiB} |`);
+      const vs = x?.vsRclone ? `${x.vsRclone.median} (${x.vsRclone.min}–${x.vsRclone.max}, ${x.vsRclone.atLeast}/${RUNS})` : '';
+      if (x) lines.push(`| ${runner} | ${x[p.unit]} | ${vs} | ${x.seconds} | ${x.cpuSeconds} | ${x.s3rverCpuSeconds} | ${x.postgresCpuSeconds} | ${x.peakRssMiB} |`);
     }
     lines.push('');
   }
