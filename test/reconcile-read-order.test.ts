@@ -54,7 +54,8 @@ const delayDestinationHead = (key: string, ms = 400): RuleHandle =>
 t.test('which jobs read both sides at once', async (t) => {
   const job = (data: ReconcileJob['data']): ReconcileJob => ({ data, retryCount: 0, intentPending: false });
   t.equal(expectsCopy(job({ trigger: 'event', kind: 'created' })), true, 'an event of a created object');
-  t.equal(expectsCopy(job({ trigger: 'scan', kind: 'created' })), true, 'a scan difference');
+  t.equal(expectsCopy(job({ trigger: 'scan', kind: 'created' })), true, 'a key a scan found missing or different');
+  t.equal(expectsCopy(job({ trigger: 'scan', kind: 'removed' })), false, "a scan's extra key (a removal)");
   t.equal(expectsCopy(job({ trigger: 'event', kind: 'removed' })), false, 'a removal');
   t.equal(expectsCopy(job({ trigger: 'event', kind: 'unknown' })), false, 'an event of unknown kind');
   t.equal(expectsCopy(job({ trigger: 'retry' })), false, "an operator's retry");

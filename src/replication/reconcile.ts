@@ -142,12 +142,13 @@ export function trustsDestinationAbsent(job: ReconcileJob | undefined, now = Dat
 /**
  * Whether the job says the source changed, so that a copy is the likely
  * outcome and both sides are read at once (module comment): an event of a
- * created object, or a scan's difference. Not an operator's retry (often of
- * a key that failed for want of access) nor a removal (whose source is gone).
+ * created object, or a scan that found the key missing or different on the
+ * destination. Not an operator's retry (often of a key that failed for want
+ * of access) nor a removal (an event's, or a scan's extra key: the source is gone).
  */
 export function expectsCopy(job: ReconcileJob | undefined): boolean {
   const data = job?.data;
-  return data !== undefined && ((data.trigger === 'event' && data.kind === 'created') || data.trigger === 'scan');
+  return data?.kind === 'created' && (data.trigger === 'event' || data.trigger === 'scan');
 }
 
 /**
