@@ -99,8 +99,8 @@ t.test('a removal HEADs the destination before looking at the source', async (t)
 });
 
 for (const [shape, size] of [
-  ['small (drained)', 4096],
-  ['large (closed)', 1024 * 1024],
+  ['small', 4096],
+  ['larger than the drain limit', 1024 * 1024],
 ] as const) {
   t.test(`a duplicate event of an object already in sync, ${shape}: in_sync, nothing written`, async (t) => {
     const key = `dup/${size}.bin`;
