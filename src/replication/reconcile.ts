@@ -40,7 +40,8 @@
  * answer carries the head of the version whose bytes follow. What it can
  * waste: when the destination turns out to be in sync already (a duplicate
  * event), the opened GET is dropped unread — a small object's body is drained
- * to keep the connection, a large one's connection is closed. Other jobs (an
+ * to keep the connection, a large one's connection is closed (the bytes already
+ * in flight, socket buffers' worth, are source egress spent for nothing). Other jobs (an
  * operator's retry, a removal) HEAD the destination first, as the order
  * above describes, and read the source's bytes only when there is no copy.
  */
