@@ -5,7 +5,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { QueueSnapshot } from './db/task-status-repo.js';
 import type { IntakeMetrics } from './http/routes/intake-metrics.js';
-import type { SettleFailureAction } from './queue/settle-batcher.js';
+import { SETTLE_FAILURE_ACTIONS, type SettleFailureAction } from './queue/settle-batcher.js';
 
 export interface ReplicationMetrics {
   objectDone(taskId: string, outcome: string, bytes: number, seconds: number): void;
@@ -25,7 +25,8 @@ export interface SettleBatchMetrics {
   batch(jobs: number, committed: boolean, next?: SettleFailureAction): void;
 }
 
-const SETTLE_FAILURE_ACTIONS: readonly SettleFailureAction[] = ['retry', 'split', 'give_up'];
+/** Rows written by one group-commit statement (intake requests, settled jobs): powers of two up to 256. */
+const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
 export interface Metrics {
   registry: Registry;
@@ -54,14 +55,14 @@ export function createMetrics(): Metrics {
     name: 'bb_intake_batch_requests',
     help: 'Intake requests written by one statement (group commit), by outcome (committed or failed)',
     labelNames: ['outcome'],
-    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    buckets: BATCH_SIZE_BUCKETS,
     registers: [registry],
   });
   const settleJobs = new Histogram({
     name: 'bb_settle_batch_jobs',
     help: 'Successful replication jobs written by one settle statement attempt (group commit), by outcome (committed or failed)',
     labelNames: ['outcome'],
-    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    buckets: BATCH_SIZE_BUCKETS,
     registers: [registry],
   });
   const settleFailures = new Counter({

@@ -81,7 +81,8 @@ export interface SettleBatcherOptions {
  * statement of its own) or 'give_up' (patience exhausted, or stopping: the
  * batch's outcomes are rejected and their completions are not written).
  */
-export type SettleFailureAction = 'retry' | 'split' | 'give_up';
+export const SETTLE_FAILURE_ACTIONS = ['retry', 'split', 'give_up'] as const;
+export type SettleFailureAction = (typeof SETTLE_FAILURE_ACTIONS)[number];
 
 export interface SettleBatchStats {
   /** Statements that committed, and the outcomes they carried. */
