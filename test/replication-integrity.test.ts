@@ -10,7 +10,15 @@
  */
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { startFaultProxy, type FaultProxy, type ProxyRequestInfo } from './support/fault-proxy.js';
 import { startOssServer, type OssServer } from './support/oss-server.js';
 import { ossEndpoint, s3Endpoint, startReplication, type ReplicationHarness } from './support/replication.js';
@@ -97,6 +105,18 @@ t.teardown(async () => {
 
 async function putS3(bucket: string, key: string, body: Buffer): Promise<string> {
   const r = await s3c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length }));
+  return r.ETag!.replace(/"/g, '');
+}
+
+/** Upload `parts` as one object in parts (its ETag is then "md5-of-md5s-N"); returns the ETag. */
+async function putS3Parts(bucket: string, key: string, parts: Buffer[]): Promise<string> {
+  const { UploadId } = await s3c.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+  const done = [];
+  for (const [i, p] of parts.entries()) {
+    const r = await s3c.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: i + 1, Body: p, ContentLength: p.length }));
+    done.push({ PartNumber: i + 1, ETag: r.ETag });
+  }
+  const r = await s3c.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: done } }));
   return r.ETag!.replace(/"/g, '');
 }
 
@@ -201,6 +221,73 @@ t.test('a byte flipped in part 2 of a multipart source read from S3 (whole-objec
     t.ok(oss.getObject('idst', key)?.body.equals(body), `${task}: the object is the source's`);
     t.equal(oss.pendingUploads('idst'), 0, `${task}: the failed attempt left no upload behind`);
   }
+});
+
+t.test('a byte flipped in a source uploaded in parts (multipart ETag, no checksum) is detected against that ETag; the upload is aborted and redone', async (t) => {
+  // Only the multipart ETag can see these flips: the destination checks what it was sent, flipped byte included.
+  // Part HEADs: part 1 at each attempt; under a layout inferred from part 1, a mismatch reads every part's
+  // size before the attempt fails (a layout that was not uniform is not a damaged byte).
+  const cases = [
+    // The copy's own parts have the source's size: their MD5s are the source's part MD5s.
+    { name: 'parts of the copy part size', task: 's3-oss', parts: [PART, PART, PART, PART, 321], heads: ['1', '2', '3', '4', '5', '1'] },
+    // Other sizes: a lane of its own hashes the source's parts.
+    { name: 'parts of another size', task: 's3-oss', parts: [150 * KIB, 150 * KIB, 101 * KIB], heads: ['1', '2', '3', '1'] },
+    // A first part smaller than the others cannot be the uniform layout: every part is HEADed first.
+    { name: 'parts of mixed sizes', task: 's3-oss', parts: [PART, 150 * KIB, 150 * KIB], heads: ['1', '2', '3', '1', '2', '3'] },
+    // At most the single-PUT threshold: copied in one PUT, checked the same way.
+    { name: 'copied in one PUT', task: 's3-s3', parts: [PART, 50 * KIB], heads: ['1', '2', '1'] },
+  ];
+  for (const c of cases) {
+    const key = `flip/source parts ${c.name}.bin`;
+    const parts = c.parts.map((n) => randomBytes(n));
+    const body = Buffer.concat(parts);
+    const etag = await putS3Parts('isrc', key, parts);
+    t.match(etag, new RegExp(`^[0-9a-f]{32}-${parts.length}$`), `${c.name}: the source has a multipart ETag`);
+    const flip = proxies.s3src.add({ match: { method: 'GET', test: forKey(key) }, nth: 1, action: { type: 'flip-response-byte', offset: PART + 99 } });
+    await h.enqueue(c.task, key);
+    const row = await h.settled(c.task, key);
+    t.equal(flip.fired, 1, `${c.name}: the byte was flipped`);
+    t.equal(row.status, 'completed', `${c.name}: completed`);
+    t.equal(row.attempts, 2, `${c.name}: the first attempt failed, the second succeeded`);
+    const copied = c.task === 's3-oss' ? oss.getObject('idst', key)?.body : await getS3('sdst', key);
+    t.ok(copied?.equals(body), `${c.name}: the object is the source's`);
+    t.equal(oss.pendingUploads('idst'), 0, `${c.name}: the failed attempt left no upload behind`);
+    const heads = proxies.s3src.log.filter((r) => r.method === 'HEAD' && forKey(key)(r) && r.query.partNumber !== undefined);
+    t.same(heads.map((r) => r.query.partNumber), c.heads, `${c.name}: part HEADs`);
+    t.ok(heads.every((r) => String(r.headers['if-match']).includes(etag)), `${c.name}: every part HEAD is of the version copied`);
+  }
+});
+
+t.test('a source whose parts were not of one size, though part 1 and the count suggest so, is copied unchecked, not failed', async (t) => {
+  // 150, 100, 150 KiB: part 1 and the count fit 150, 150, 100 KiB as well, so the assumed boundaries are wrong.
+  const key = 'parts/not uniform.bin';
+  const parts = [randomBytes(150 * KIB), randomBytes(PART), randomBytes(150 * KIB)];
+  const body = Buffer.concat(parts);
+  await putS3Parts('isrc', key, parts);
+  await h.enqueue('s3-oss', key);
+  const row = await h.settled('s3-oss', key);
+  t.equal(row.status, 'completed');
+  t.equal(row.attempts, 1, 'no attempt failed');
+  t.ok(oss.getObject('idst', key)?.body.equals(body), 'the object is the source\'s');
+  const heads = proxies.s3src.log.filter((r) => r.method === 'HEAD' && forKey(key)(r) && r.query.partNumber !== undefined);
+  t.same(heads.map((r) => r.query.partNumber), ['1', '2', '3'], 'the mismatch made it read every part size');
+});
+
+t.test('a source store that reports no part count (ignores partNumber) is copied as before', async (t) => {
+  const key = 'parts/no count.bin';
+  const parts = [randomBytes(PART), randomBytes(PART), randomBytes(PART), randomBytes(99)];
+  const body = Buffer.concat(parts);
+  await putS3Parts('isrc', key, parts);
+  const strip = proxies.s3src.add({
+    match: { method: 'HEAD', query: { partNumber: true }, test: forKey(key) },
+    action: { type: 'response-headers', remove: ['x-amz-mp-parts-count'] },
+  });
+  await h.enqueue('s3-oss', key);
+  const row = await h.settled('s3-oss', key);
+  t.equal(strip.fired, 1, 'one part HEAD, answered without a part count');
+  t.equal(row.status, 'completed');
+  t.equal(row.attempts, 1);
+  t.ok(oss.getObject('idst', key)?.body.equals(body));
 });
 
 t.test('a byte flipped on the way to the destination is refused by Content-MD5 and resent', async (t) => {

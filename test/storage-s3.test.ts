@@ -292,6 +292,24 @@ t.test('multipart: create, 3 parts with Content-MD5, listParts, complete', async
   t.ok((await readAll(await store.get(key))).equals(whole), 'bytes assembled in order');
 });
 
+t.test('headPart: part sizes and count of an object uploaded in parts; none for one that was not', async (t) => {
+  const parts = [randomBytes(5 * MIB), randomBytes(5 * MIB + 7), randomBytes(99)];
+  const key = 'multi/head part.bin';
+  const uploadId = await store.createMultipartUpload(key);
+  const done = [];
+  for (const [i, p] of parts.entries()) done.push({ partNumber: i + 1, etag: (await store.uploadPart(key, uploadId, i + 1, p)).etag });
+  const { etag } = await store.completeMultipartUpload(key, uploadId, done);
+  for (const [i, p] of parts.entries()) {
+    t.same(await store.headPart(key, i + 1, etag), { size: p.length, partsCount: 3 }, `part ${i + 1}`);
+  }
+  await rejectsStorage(t, store.headPart(key, 4, etag), 'InvalidRequest', false);
+  await rejectsStorage(t, store.headPart(key, 1, '0123456789abcdef0123456789abcdef-3'), 'PreconditionFailed');
+
+  const single = randomBytes(1000);
+  await store.put('multi/one put.bin', single, single.length);
+  t.equal(await store.headPart('multi/one put.bin', 1, md5hex(single)), undefined, 'a single PUT has no part count');
+});
+
 t.test('multipart: a wrong part ETag or a too-small middle part is refused', async (t) => {
   const key = 'multi/refused';
   const uploadId = await store.createMultipartUpload(key);

@@ -147,6 +147,7 @@ export function throttledStore(store: ObjectStore, limiter: TaskLimiter, options
     completeMultipartUpload: (key, uploadId, parts): Promise<WriteResult> => gate(() => store.completeMultipartUpload(key, uploadId, parts)),
     abortMultipartUpload: (key, uploadId): Promise<void> => gate(() => store.abortMultipartUpload(key, uploadId)),
     listParts: (key, uploadId): Promise<PartInfo[]> => gate(() => store.listParts(key, uploadId)),
+    ...(store.headPart ? { headPart: (key: string, n: number, ifMatch: string) => gate(() => store.headPart!(key, n, ifMatch)) } : {}),
     ...(store.listMultipartUploads ? { listMultipartUploads: (key: string) => gate(() => store.listMultipartUploads!(key)) } : {}),
     delete: (key): Promise<void> => gate(() => store.delete(key)),
     listPage: (o): Promise<ListPage> => gate(() => store.listPage(o)),

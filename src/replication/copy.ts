@@ -36,7 +36,7 @@
  * under a new key. The upload is aborted on failure, and a record a crash left
  * behind is aborted by the next attempt, which starts over.
  */
-import { createHash, type Hash, type KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { encryptInPlace, envelopeMetadata, newDataKey, type DataKey } from '../crypto/envelope.js';
@@ -51,6 +51,7 @@ import { isMd5Etag } from './compare.js';
 import { IntegrityError } from './integrity-error.js';
 import { FINGERPRINT_CRC64 } from './metadata.js';
 import { SequentialSource } from './sequential-source.js';
+import { md5OfMd5s, sameLayout, SourcePartHasher, sourcePartLayout, verifySourceParts, type SourcePartLayout } from './source-parts.js';
 
 export const MAX_PARTS = 10_000;
 /** S3's largest part (and single PUT). */
@@ -159,15 +160,21 @@ async function readUnit(stream: Readable, buf: Buffer): Promise<Unit> {
   return { body: buf, md5: md5.digest(), crc64: crc.digest() };
 }
 
+/** Something that also hashes the object's bytes, in order. */
+interface PieceSink {
+  update(piece: Buffer): unknown;
+}
+
 /**
  * Read the next part of a sequential source into `buf`, hashing as the bytes
  * arrive: the part's MD5 and CRC-64, and the whole object's MD5 in the same
  * pass when `hasher` is the copy's shared one (segment-hasher.ts). A part size
  * that is not a multiple of 64 cannot share MD5 blocks with the whole object:
  * then `hasher` is undefined, the part gets a hasher of its own and the whole
- * object's MD5, if needed, comes from `whole`.
+ * object's MD5, if needed, comes from `whole`; `whole` is also where a source
+ * uploaded in parts of another size has its own parts hashed (source-parts.ts).
  */
-async function readPart(reader: SequentialSource, buf: Buffer, hasher: SegmentHasher | undefined, whole: Hash | undefined): Promise<Unit> {
+async function readPart(reader: SequentialSource, buf: Buffer, hasher: SegmentHasher | undefined, whole: PieceSink | undefined): Promise<Unit> {
   const h = hasher ?? new SegmentHasher();
   await reader.read(buf, (piece) => {
     h.update(piece);
@@ -192,6 +199,23 @@ function verifySource(head: ObjectHead, crc64: string, md5Hex: (() => string) | 
   }
 }
 
+/**
+ * Look up the source's part layout (source-parts.ts) from now on, alongside
+ * the copy's first requests; the answer is awaited where it is needed, and a
+ * failure meanwhile waits there too instead of going unhandled.
+ */
+function startSourceLayout(ctx: CopyContext): () => Promise<SourcePartLayout | undefined> {
+  const looked = sourcePartLayout(ctx.source, ctx.head).then(
+    (layout) => ({ layout }),
+    (err: unknown) => ({ err }),
+  );
+  return async () => {
+    const r = await looked;
+    if ('err' in r) throw r.err;
+    return r.layout;
+  };
+}
+
 function checkAborted(ctx: CopyContext): void {
   if (ctx.signal?.aborted) throw new CopyAbortedError();
 }
@@ -209,6 +233,7 @@ async function rejectWritten(ctx: CopyContext, err: IntegrityError): Promise<nev
 
 async function copySingle(ctx: CopyContext): Promise<CopyResult> {
   const { head } = ctx;
+  const sourceLayout = startSourceLayout(ctx);
   const release = await ctx.budget.acquire(head.size);
   const buf = takeBuffer(ctx, head.size);
   try {
@@ -220,6 +245,12 @@ async function copySingle(ctx: CopyContext): Promise<CopyResult> {
         : await readUnit(await ctx.source.get(ctx.key, { ifMatch: head.etag }), buf);
     const md5Hex = unit.md5.toString('hex');
     verifySource(head, unit.crc64, () => md5Hex);
+    const layout = await sourceLayout();
+    if (layout) {
+      const parts = new SourcePartHasher(layout);
+      parts.update(unit.body);
+      await verifySourceParts(ctx.source, head, layout, parts.digest(), ctx.log);
+    }
     checkAborted(ctx);
     let userMetadata = ctx.putOptions.userMetadata ? { ...ctx.putOptions.userMetadata } : undefined;
     // The CRC of the bytes is known before the write: fingerprint it, so a later compare can check the destination's own CRC.
@@ -347,6 +378,7 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
   const { head } = ctx;
   const { partSize, count } = partPlan(head.size, ctx.options.partSizeBytes);
   const dataKey = ctx.clientSideEncryption ? newDataKey() : undefined;
+  const sourceLayout = startSourceLayout(ctx);
   const resumed = await resumableParts(ctx, partSize);
   let uploadId: string;
   let done: Map<number, PartRecord>;
@@ -374,6 +406,19 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
       throw err;
     }
   }
+  let layout: SourcePartLayout | undefined;
+  try {
+    layout = await sourceLayout();
+  } catch (err) {
+    if (!resumable(ctx, err)) await abortQuietly(ctx, uploadId);
+    throw err;
+  }
+  // A source uploaded in parts is checked against its multipart ETag: with this copy's own part MD5s
+  // when its parts have this copy's size, else with a lane of its own (source-parts.ts).
+  const ownParts = layout !== undefined && sameLayout(layout, head.size, partSize);
+  const sourceParts = layout && !ownParts ? new SourcePartHasher(layout) : undefined;
+  /** Plaintext MD5 of each part (ownParts only): the source's part MD5s. */
+  const plainMd5s: Buffer[] = ownParts ? new Array<Buffer>(count) : [];
   // MD5 of the whole object is only needed to check a source that promises one; the parts arrive in order.
   const needWholeMd5 = !head.crc64 && isMd5Etag(head);
   const hasher = partSize % 64 === 0 ? new SegmentHasher() : undefined;
@@ -447,7 +492,8 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
       if (failure) break;
       checkAborted(ctx);
       buf = takeBuffer(ctx, length);
-      const unit = await readPart(reader, buf, hasher, wholeMd5);
+      const unit = await readPart(reader, buf, hasher, wholeMd5 ?? sourceParts);
+      if (ownParts) plainMd5s[partNumber - 1] = unit.md5;
       partCrcs[partNumber - 1] = unit.crc64;
       sizes[partNumber - 1] = length;
       const prior = dataKey ? undefined : done.get(partNumber);
@@ -506,6 +552,7 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
     if (needWholeMd5) wholeMd5Hex = hasher ? hasher.digestWhole().toString('hex') : wholeMd5!.digest('hex');
     else hasher?.end();
     verifySource(head, wholeCrc, wholeMd5Hex === undefined ? undefined : () => wholeMd5Hex);
+    if (layout) await verifySourceParts(ctx.source, head, layout, ownParts ? md5OfMd5s(plainMd5s) : sourceParts!.digest(), ctx.log);
   } catch (err) {
     await abortQuietly(ctx, uploadId);
     throw err;
@@ -528,7 +575,7 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
   }
   const multipartEtag = /^([0-9a-f]{32})-(\d+)$/i.exec(res.etag);
   if (ctx.destinationEtagIsMd5 && res.etagIsMd5 !== false && multipartEtag) {
-    const expected = createHash('md5').update(Buffer.concat(partMd5s)).digest('hex');
+    const expected = md5OfMd5s(partMd5s);
     if (!sameHex(multipartEtag[1]!, expected) || Number(multipartEtag[2]) !== count) {
       await rejectWritten(ctx, new IntegrityError('destination', `destination ETag ${res.etag}, expected ${expected}-${count}`));
     }

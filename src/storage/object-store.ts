@@ -82,6 +82,14 @@ export interface PartInfo {
   size: number;
 }
 
+/** One part of a multipart-uploaded object, as HEAD ?partNumber=N reports it. */
+export interface PartHead {
+  /** Bytes in part N. */
+  size: number;
+  /** Parts the object was uploaded in. */
+  partsCount: number;
+}
+
 export interface ListedObject {
   key: string;
   size: number;
@@ -171,6 +179,14 @@ export interface ObjectStore {
    * store without it cannot have such an upload cleaned up.
    */
   listMultipartUploads?(key: string): Promise<MultipartUploadInfo[]>;
+  /**
+   * Size of part `partNumber` of the object version `ifMatch` and the object's
+   * part count (S3 HEAD ?partNumber=N), or undefined when the store reports no
+   * part count: the object was not uploaded in parts, or the store does not
+   * serve part-level HEADs. Optional: only S3 has it (an OSS object carries a
+   * CRC-64, which verifies its bytes whatever their part layout).
+   */
+  headPart?(key: string, partNumber: number, ifMatch: string): Promise<PartHead | undefined>;
   /** Deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
   /** One page of keys in UTF-8 binary order. */

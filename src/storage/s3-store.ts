@@ -67,6 +67,7 @@ import type {
   ObjectHead,
   ObjectStore,
   OpenedObject,
+  PartHead,
   PartInfo,
   PutOptions,
   ServerSideEncryption,
@@ -790,6 +791,15 @@ export class S3Store implements ObjectStore {
       uploadIdMarker = out.NextUploadIdMarker;
     }
     throw new StorageError('IntegrityMismatch', `S3 ListMultipartUploads ${this.#where(key)}: the listing is truncated and cannot be followed to its end`);
+  }
+
+  async headPart(key: string, partNumber: number, ifMatch: string): Promise<PartHead | undefined> {
+    const out = await this.#send('HeadObject', key, () =>
+      this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key, PartNumber: partNumber, IfMatch: quoteEtag(ifMatch) })),
+    );
+    // A store that ignores partNumber answers the whole object, without a part count.
+    if (out.PartsCount === undefined || out.ContentLength === undefined) return undefined;
+    return { size: out.ContentLength, partsCount: out.PartsCount };
   }
 
   async listParts(key: string, uploadId: string): Promise<PartInfo[]> {

@@ -16,6 +16,10 @@
  *  - Content-MD5 is verified on PutObject and UploadPart (BadDigest /
  *    InvalidDigest); such bodies are buffered in memory before s3rver sees them;
  *  - If-Match on GET/HEAD (PreconditionFailed);
+ *  - HEAD ?partNumber=N: 206 with part N's Content-Length and Content-Range and
+ *    x-amz-mp-parts-count for an object completed here in parts; for any other
+ *    object part 1 is the whole object without a part count, and a part past
+ *    the last is 416 InvalidPartNumber (s3rver ignores partNumber);
  *  - ListObjectsV2 in UTF-8 binary key order (s3rver walks the directory tree
  *    in file-name order, so "a b" sorts before "a", and its start-after filter
  *    then drops keys while paginating), with prefix, delimiter, start-after,
@@ -337,6 +341,7 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
     }
     const stored = new Map((await storedParts(dir)).map((p) => [p.number, p]));
     const md5s: Buffer[] = [];
+    const sizes: number[] = [];
     let total = 0;
     for (const [i, p] of requested.entries()) {
       const prev = requested[i - 1];
@@ -359,6 +364,7 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
         });
       }
       md5s.push(Buffer.from(s.md5, 'hex'));
+      sizes.push(s.size);
       total += s.size;
     }
     const multipartEtag = `${createHash('md5').update(Buffer.concat(md5s)).digest('hex')}-${requested.length}`;
@@ -369,7 +375,45 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
     await waitForSize(objectPath, total);
     // s3rver reads an object's ETag from this file, so HEAD/GET/list report the multipart ETag too.
     await writeFile(`${objectPath}.md5`, multipartEtag);
+    // The part layout, for HEAD ?partNumber; an object written later under the key has another ETag, which retires it.
+    await writeFile(`${objectPath}.parts`, JSON.stringify({ etag: multipartEtag, sizes }));
     ctx.body = String(ctx.body).replace(/<ETag>[\s\S]*?<\/ETag>/, `<ETag>&quot;${multipartEtag}&quot;</ETag>`);
+  }
+
+  async function headPart(ctx: KoaContext, next: () => Promise<void>, bucket: string, key: string): Promise<void> {
+    const raw = queryParam(ctx, 'partNumber');
+    const partNumber = Number(raw);
+    if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > 10000) {
+      throw new S3Error('InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive', {
+        ArgumentName: 'partNumber',
+        ArgumentValue: String(raw),
+      });
+    }
+    await ifMatch(ctx, bucket, key);
+    await next(); // s3rver's HEAD of the whole object: every header but the part's
+    if (ctx.status !== 200) return;
+    const objectPath = store.getResourcePath(bucket, key, 'object');
+    const etag = String((await store.getMetadata(bucket, key))['etag']).replace(/"/g, '');
+    let layout: { etag: string; sizes: number[] } | undefined;
+    try {
+      layout = JSON.parse(await readFile(`${objectPath}.parts`, 'utf8')) as { etag: string; sizes: number[] };
+    } catch {
+      layout = undefined;
+    }
+    const sizes = layout?.etag === etag ? layout.sizes : undefined;
+    if (!sizes && partNumber === 1) return; // not uploaded in parts: the whole object, no part count
+    if (!sizes || partNumber > sizes.length) {
+      throw Object.assign(new S3Error('InvalidPartNumber', 'The requested partnumber is not satisfiable', { PartNumberRequested: partNumber }), {
+        status: 416,
+      });
+    }
+    const start = sizes.slice(0, partNumber - 1).reduce((a, b) => a + b, 0);
+    const length = sizes[partNumber - 1]!;
+    const total = sizes.reduce((a, b) => a + b, 0);
+    ctx.status = 206;
+    ctx.set('Content-Length', String(length));
+    ctx.set('Content-Range', `bytes ${start}-${start + length - 1}/${total}`);
+    ctx.set('x-amz-mp-parts-count', String(sizes.length));
   }
 
   async function listObjectsV2(ctx: KoaContext, bucket: string): Promise<void> {
@@ -524,6 +568,7 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
       }
     }
 
+    if (ctx.method === 'HEAD' && hasQuery(ctx, 'partNumber')) return headPart(ctx, next, bucket, key);
     if ((ctx.method === 'GET' || ctx.method === 'HEAD') && !hasQuery(ctx, 'tagging') && !hasQuery(ctx, 'acl')) {
       await ifMatch(ctx, bucket, key);
       return next();
