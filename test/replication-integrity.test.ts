@@ -10,6 +10,7 @@
  */
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
+import { createCRC32, createCRC64 } from 'hash-wasm';
 import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
@@ -108,15 +109,19 @@ async function putS3(bucket: string, key: string, body: Buffer): Promise<string>
   return r.ETag!.replace(/"/g, '');
 }
 
-/** Upload `parts` as one object in parts (its ETag is then "md5-of-md5s-N"); returns the ETag. */
-async function putS3Parts(bucket: string, key: string, parts: Buffer[]): Promise<string> {
+type FullObjectChecksum = { ChecksumCRC64NVME: string } | { ChecksumCRC32C: string } | { ChecksumSHA256: string };
+
+/** Upload `parts` as one object in parts (its ETag is then "md5-of-md5s-N"), with a full-object checksum if given; returns the ETag. */
+async function putS3Parts(bucket: string, key: string, parts: Buffer[], checksum?: FullObjectChecksum): Promise<string> {
   const { UploadId } = await s3c.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
   const done = [];
   for (const [i, p] of parts.entries()) {
     const r = await s3c.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: i + 1, Body: p, ContentLength: p.length }));
     done.push({ PartNumber: i + 1, ETag: r.ETag });
   }
-  const r = await s3c.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: done } }));
+  const r = await s3c.send(
+    new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: done }, ...checksum }),
+  );
   return r.ETag!.replace(/"/g, '');
 }
 
@@ -255,6 +260,44 @@ t.test('a byte flipped in a source uploaded in parts (multipart ETag, no checksu
     const heads = proxies.s3src.log.filter((r) => r.method === 'HEAD' && forKey(key)(r) && r.query.partNumber !== undefined);
     t.same(heads.map((r) => r.query.partNumber), c.heads, `${c.name}: part HEADs`);
     t.ok(heads.every((r) => String(r.headers['if-match']).includes(etag)), `${c.name}: every part HEAD is of the version copied`);
+  }
+});
+
+t.test('a byte flipped in a source with a full-object checksum (S3 x-amz-checksum-*) is detected against it, with no part HEADs', async (t) => {
+  const b64 = (hex: string): string => Buffer.from(hex, 'hex').toString('base64');
+  const crc64nvme = async (b: Buffer) => {
+    const h = await createCRC64('9a6c9329ac4bc9b5');
+    h.init();
+    h.update(b);
+    return { ChecksumCRC64NVME: b64(h.digest('hex')) };
+  };
+  const crc32c = async (b: Buffer) => {
+    const h = await createCRC32(0x82f63b78);
+    h.init();
+    h.update(b);
+    return { ChecksumCRC32C: b64(h.digest('hex')) };
+  };
+  const sha256 = async (b: Buffer) => ({ ChecksumSHA256: createHash('sha256').update(b).digest('base64') });
+  const cases = [
+    { name: 'CRC64NVME, multipart copy', task: 's3-oss', parts: [150 * KIB, 150 * KIB, 101 * KIB], checksum: crc64nvme },
+    { name: 'CRC32C, multipart copy to S3', task: 's3-s3', parts: [PART, PART, PART, 77], checksum: crc32c },
+    { name: 'SHA256, one PUT', task: 's3-oss', parts: [PART, 50 * KIB], checksum: sha256 },
+  ];
+  for (const c of cases) {
+    const key = `flip/source checksum ${c.name}.bin`;
+    const parts = c.parts.map((n) => randomBytes(n));
+    const body = Buffer.concat(parts);
+    await putS3Parts('isrc', key, parts, await c.checksum(body));
+    const flip = proxies.s3src.add({ match: { method: 'GET', test: forKey(key) }, nth: 1, action: { type: 'flip-response-byte', offset: PART + 99 } });
+    await h.enqueue(c.task, key);
+    const row = await h.settled(c.task, key);
+    t.equal(flip.fired, 1, `${c.name}: the byte was flipped`);
+    t.equal(row.status, 'completed', `${c.name}: completed`);
+    t.equal(row.attempts, 2, `${c.name}: the first attempt failed, the second succeeded`);
+    const copied = c.task === 's3-oss' ? oss.getObject('idst', key)?.body : await getS3('sdst', key);
+    t.ok(copied?.equals(body), `${c.name}: the object is the source's`);
+    const heads = proxies.s3src.log.filter((r) => r.method === 'HEAD' && forKey(key)(r) && r.query.partNumber !== undefined);
+    t.equal(heads.length, 0, `${c.name}: no part HEAD (the checksum needs none)`);
   }
 });
 

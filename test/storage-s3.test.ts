@@ -8,6 +8,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
+import { CompleteMultipartUploadCommand, S3Client } from '@aws-sdk/client-s3';
+import { createCRC64 } from 'hash-wasm';
 import { StorageError } from '../src/storage/errors.js';
 import {
   decodeMetadataValue,
@@ -308,6 +310,37 @@ t.test('headPart: part sizes and count of an object uploaded in parts; none for 
   const single = randomBytes(1000);
   await store.put('multi/one put.bin', single, single.length);
   t.equal(await store.headPart('multi/one put.bin', 1, md5hex(single)), undefined, 'a single PUT has no part count');
+});
+
+t.test('head and open report a full-object checksum (asked for with x-amz-checksum-mode)', async (t) => {
+  const parts = [randomBytes(5 * MIB), randomBytes(321)];
+  const key = 'multi/with checksum.bin';
+  const uploadId = await store.createMultipartUpload(key);
+  const done = [];
+  for (const [i, p] of parts.entries()) done.push({ PartNumber: i + 1, ETag: (await store.uploadPart(key, uploadId, i + 1, p)).etag });
+  const crc = await createCRC64('9a6c9329ac4bc9b5');
+  crc.init();
+  for (const p of parts) crc.update(p);
+  const value = Buffer.from(crc.digest('hex'), 'hex').toString('base64');
+  // Completed with the SDK: the store's own complete sends no checksum.
+  const client = new S3Client({
+    region: 'us-east-1',
+    endpoint: server.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
+  });
+  t.teardown(() => client.destroy());
+  await client.send(
+    new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, MultipartUpload: { Parts: done }, ChecksumCRC64NVME: value }),
+  );
+  t.same((await store.head(key))?.checksum, { algorithm: 'CRC64NVME', value }, 'HEAD');
+  const opened = await store.open!(key);
+  t.same(opened?.head.checksum, { algorithm: 'CRC64NVME', value }, 'whole-object GET');
+  opened?.body.destroy();
+  const sdkOnly = new S3Store(storeOptions({ leanRequests: false }));
+  t.same((await sdkOnly.head(key))?.checksum, { algorithm: 'CRC64NVME', value }, 'HEAD through the SDK');
+  await sdkOnly.close();
+  t.equal((await store.head('multi/head part.bin'))?.checksum, undefined, 'none kept: none reported');
 });
 
 t.test('multipart: a wrong part ETag or a too-small middle part is refused', async (t) => {

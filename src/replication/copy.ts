@@ -51,6 +51,7 @@ import { isMd5Etag } from './compare.js';
 import { IntegrityError } from './integrity-error.js';
 import { FINGERPRINT_CRC64 } from './metadata.js';
 import { SequentialSource } from './sequential-source.js';
+import { checksumToVerify, createSourceChecksum, verifySourceChecksum } from './source-checksum.js';
 import { md5OfMd5s, sameLayout, SourcePartHasher, sourcePartLayout, verifySourceParts, type SourcePartLayout } from './source-parts.js';
 
 export const MAX_PARTS = 10_000;
@@ -205,7 +206,9 @@ function verifySource(head: ObjectHead, crc64: string, md5Hex: (() => string) | 
  * failure meanwhile waits there too instead of going unhandled.
  */
 function startSourceLayout(ctx: CopyContext): () => Promise<SourcePartLayout | undefined> {
-  const looked = sourcePartLayout(ctx.source, ctx.head).then(
+  // A full-object checksum checks the bytes without part HEADs (source-checksum.ts).
+  const layout = checksumToVerify(ctx.head) ? Promise.resolve(undefined) : sourcePartLayout(ctx.source, ctx.head);
+  const looked = layout.then(
     (layout) => ({ layout }),
     (err: unknown) => ({ err }),
   );
@@ -245,6 +248,12 @@ async function copySingle(ctx: CopyContext): Promise<CopyResult> {
         : await readUnit(await ctx.source.get(ctx.key, { ifMatch: head.etag }), buf);
     const md5Hex = unit.md5.toString('hex');
     verifySource(head, unit.crc64, () => md5Hex);
+    const checksum = checksumToVerify(head);
+    if (checksum) {
+      const computed = await createSourceChecksum(checksum.algorithm);
+      computed.update(unit.body);
+      verifySourceChecksum(head, computed);
+    }
     const layout = await sourceLayout();
     if (layout) {
       const parts = new SourcePartHasher(layout);
@@ -379,6 +388,8 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
   const { partSize, count } = partPlan(head.size, ctx.options.partSizeBytes);
   const dataKey = ctx.clientSideEncryption ? newDataKey() : undefined;
   const sourceLayout = startSourceLayout(ctx);
+  const checksum = checksumToVerify(head);
+  const sourceChecksum = checksum ? await createSourceChecksum(checksum.algorithm) : undefined;
   const resumed = await resumableParts(ctx, partSize);
   let uploadId: string;
   let done: Map<number, PartRecord>;
@@ -492,7 +503,8 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
       if (failure) break;
       checkAborted(ctx);
       buf = takeBuffer(ctx, length);
-      const unit = await readPart(reader, buf, hasher, wholeMd5 ?? sourceParts);
+      // At most one of the three is set: the source is checked by whichever describes its bytes.
+      const unit = await readPart(reader, buf, hasher, wholeMd5 ?? sourceParts ?? sourceChecksum);
       if (ownParts) plainMd5s[partNumber - 1] = unit.md5;
       partCrcs[partNumber - 1] = unit.crc64;
       sizes[partNumber - 1] = length;
@@ -552,6 +564,7 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
     if (needWholeMd5) wholeMd5Hex = hasher ? hasher.digestWhole().toString('hex') : wholeMd5!.digest('hex');
     else hasher?.end();
     verifySource(head, wholeCrc, wholeMd5Hex === undefined ? undefined : () => wholeMd5Hex);
+    if (sourceChecksum) verifySourceChecksum(head, sourceChecksum);
     if (layout) await verifySourceParts(ctx.source, head, layout, ownParts ? md5OfMd5s(plainMd5s) : sourceParts!.digest(), ctx.log);
   } catch (err) {
     await abortQuietly(ctx, uploadId);

@@ -10,6 +10,10 @@
  * recomputed from the bytes once the part boundaries are known: S3 reports part
  * N's size and the part count to `HEAD ?partNumber=N`.
  *
+ * Used when no cheaper digest describes the bytes: an OSS CRC-64, a
+ * single-part MD5 ETag, or an S3 full-object checksum (source-checksum.ts)
+ * come first.
+ *
  * One HEAD (part 1) per copy: uploaders cut every part but the last to one size,
  * so part 1's size and the count give every boundary. A layout that does not
  * fit that size is read part by part (N HEADs, 8 at a time) before the copy;

@@ -19,6 +19,10 @@ export interface ContentHeaders {
 /** Provider-neutral storage classes. */
 export type StorageClass = 'STANDARD' | 'STANDARD_IA' | 'ARCHIVE' | 'OTHER';
 
+/** The full-object checksums S3 can report, most preferred (cheapest to verify) first. */
+export const S3_CHECKSUM_ALGORITHMS = ['CRC64NVME', 'CRC32C', 'CRC32', 'SHA1', 'SHA256'] as const;
+export type S3ChecksumAlgorithm = (typeof S3_CHECKSUM_ALGORITHMS)[number];
+
 export interface ObjectHead extends ContentHeaders {
   key: string;
   size: number;
@@ -32,6 +36,14 @@ export interface ObjectHead extends ContentHeaders {
   rawStorageClass?: string;
   /** CRC-64/XZ (what OSS calls crc64ecma) as an unsigned decimal string, when the store reports one. */
   crc64?: string;
+  /**
+   * S3's checksum of the whole object's bytes (x-amz-checksum-*, asked for with
+   * x-amz-checksum-mode: ENABLED), when the store reports one of the full-object
+   * type: S3 computes a CRC64NVME for every object written since 2025, or the
+   * one the uploader chose. Composite checksums (a checksum of part checksums,
+   * "…-N") are not reported here. Value in S3's form: base64 of the big-endian digest.
+   */
+  checksum?: { algorithm: S3ChecksumAlgorithm; value: string };
   /** True when the ETag is a multipart ETag ("md5-of-md5s-N"), i.e. not the MD5 of the bytes. */
   multipartEtag: boolean;
   /** True when the object must be restored before it can be read (S3 Glacier, OSS Archive). */

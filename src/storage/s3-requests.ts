@@ -361,6 +361,12 @@ export interface S3HeadFields {
   SSECustomerAlgorithm?: string;
   ServerSideEncryption?: string;
   SSEKMSKeyId?: string;
+  ChecksumCRC64NVME?: string;
+  ChecksumCRC32C?: string;
+  ChecksumCRC32?: string;
+  ChecksumSHA1?: string;
+  ChecksumSHA256?: string;
+  ChecksumType?: string;
 }
 
 function one(v: string | string[] | undefined): string | undefined {
@@ -398,5 +404,11 @@ export function headFields(h: IncomingHttpHeaders): S3HeadFields {
   set('SSECustomerAlgorithm', one(h['x-amz-server-side-encryption-customer-algorithm']));
   set('ServerSideEncryption', one(h['x-amz-server-side-encryption']));
   set('SSEKMSKeyId', one(h['x-amz-server-side-encryption-aws-kms-key-id']));
+  set('ChecksumCRC64NVME', one(h['x-amz-checksum-crc64nvme']));
+  set('ChecksumCRC32C', one(h['x-amz-checksum-crc32c']));
+  set('ChecksumCRC32', one(h['x-amz-checksum-crc32']));
+  set('ChecksumSHA1', one(h['x-amz-checksum-sha1']));
+  set('ChecksumSHA256', one(h['x-amz-checksum-sha256']));
+  set('ChecksumType', one(h['x-amz-checksum-type']));
   return out;
 }

@@ -16,6 +16,12 @@
  *  - Content-MD5 is verified on PutObject and UploadPart (BadDigest /
  *    InvalidDigest); such bodies are buffered in memory before s3rver sees them;
  *  - If-Match on GET/HEAD (PreconditionFailed);
+ *  - full-object checksums (x-amz-checksum-crc64nvme, -crc32, -crc32c, -sha1,
+ *    -sha256): one sent with CompleteMultipartUpload is checked against the
+ *    assembled bytes (BadDigest) and kept; HEAD and whole-object GET report it
+ *    with x-amz-checksum-type FULL_OBJECT when asked (x-amz-checksum-mode:
+ *    ENABLED). Unlike S3, the create need not announce it, and a PUT's or a
+ *    part's checksum is neither checked nor kept;
  *  - HEAD ?partNumber=N: 206 with part N's Content-Length and Content-Range and
  *    x-amz-mp-parts-count for an object completed here in parts; for any other
  *    object part 1 is the whole object without a part count, and a part past
@@ -30,6 +36,7 @@
  * SigV4 signatures are not verified by s3rver; only the access key id is checked.
  */
 import { createHash } from 'node:crypto';
+import { createCRC32, createCRC64 } from 'hash-wasm';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import type { IncomingHttpHeaders, Server } from 'node:http';
 import { createRequire } from 'node:module';
@@ -139,6 +146,33 @@ export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3Serve
       if (ownDirectory) await rm(directory, { recursive: true, force: true });
     },
   };
+}
+
+// --- full-object checksums -----------------------------------------------------------------
+
+const CHECKSUM_ALGORITHMS = ['CRC64NVME', 'CRC32C', 'CRC32', 'SHA1', 'SHA256'] as const;
+
+/** The full-object checksum a request carries (x-amz-checksum-<algorithm>, base64), if any. */
+function requestedChecksum(ctx: KoaContext): { algorithm: (typeof CHECKSUM_ALGORITHMS)[number]; value: string } | undefined {
+  for (const algorithm of CHECKSUM_ALGORITHMS) {
+    const value = header(ctx, `x-amz-checksum-${algorithm.toLowerCase()}`);
+    if (value !== undefined && !value.includes('-')) return { algorithm, value };
+  }
+  return undefined;
+}
+
+/** Base64 of the big-endian digest, as S3 writes checksums (CRCs with their reflected polynomials). */
+async function checksumOf(algorithm: (typeof CHECKSUM_ALGORITHMS)[number], pieces: Buffer[]): Promise<string> {
+  if (algorithm === 'SHA1' || algorithm === 'SHA256') {
+    const h = createHash(algorithm === 'SHA1' ? 'sha1' : 'sha256');
+    for (const p of pieces) h.update(p);
+    return h.digest('base64');
+  }
+  const h =
+    algorithm === 'CRC64NVME' ? await createCRC64('9a6c9329ac4bc9b5') : await createCRC32(algorithm === 'CRC32' ? 0xedb88320 : 0x82f63b78);
+  h.init();
+  for (const p of pieces) h.update(p);
+  return Buffer.from(h.digest('hex'), 'hex').toString('base64');
 }
 
 // --- compatibility layer -------------------------------------------------------------------
@@ -368,6 +402,14 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
       total += s.size;
     }
     const multipartEtag = `${createHash('md5').update(Buffer.concat(md5s)).digest('hex')}-${requested.length}`;
+    const checksum = requestedChecksum(ctx);
+    if (checksum) {
+      const parts = await Promise.all(requested.map((p) => readFile(join(dir, String(p.number)))));
+      const actual = await checksumOf(checksum.algorithm, parts);
+      if (actual !== checksum.value) {
+        throw new S3Error('BadDigest', `The ${checksum.algorithm} you specified did not match the calculated checksum.`);
+      }
+    }
     replayBody(ctx, body);
     await next();
     if (ctx.status !== 200) return;
@@ -377,7 +419,23 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
     await writeFile(`${objectPath}.md5`, multipartEtag);
     // The part layout, for HEAD ?partNumber; an object written later under the key has another ETag, which retires it.
     await writeFile(`${objectPath}.parts`, JSON.stringify({ etag: multipartEtag, sizes }));
+    if (checksum) await writeFile(`${objectPath}.checksum`, JSON.stringify({ etag: multipartEtag, ...checksum }));
     ctx.body = String(ctx.body).replace(/<ETag>[\s\S]*?<\/ETag>/, `<ETag>&quot;${multipartEtag}&quot;</ETag>`);
+  }
+
+  /** After s3rver's HEAD or whole-object GET: the object's kept checksum, when asked for and still the object's. */
+  async function reportChecksum(ctx: KoaContext, bucket: string, key: string): Promise<void> {
+    if (ctx.status !== 200 || header(ctx, 'x-amz-checksum-mode')?.toUpperCase() !== 'ENABLED') return;
+    let kept: { etag: string; algorithm: string; value: string } | undefined;
+    try {
+      kept = JSON.parse(await readFile(`${store.getResourcePath(bucket, key, 'object')}.checksum`, 'utf8')) as typeof kept;
+    } catch {
+      return;
+    }
+    const etag = String((await store.getMetadata(bucket, key))['etag']).replace(/"/g, '');
+    if (!kept || kept.etag !== etag) return;
+    ctx.set(`x-amz-checksum-${kept.algorithm.toLowerCase()}`, kept.value);
+    ctx.set('x-amz-checksum-type', 'FULL_OBJECT');
   }
 
   async function headPart(ctx: KoaContext, next: () => Promise<void>, bucket: string, key: string): Promise<void> {
@@ -571,7 +629,9 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
     if (ctx.method === 'HEAD' && hasQuery(ctx, 'partNumber')) return headPart(ctx, next, bucket, key);
     if ((ctx.method === 'GET' || ctx.method === 'HEAD') && !hasQuery(ctx, 'tagging') && !hasQuery(ctx, 'acl')) {
       await ifMatch(ctx, bucket, key);
-      return next();
+      await next();
+      if (header(ctx, 'range') === undefined) await reportChecksum(ctx, bucket, key);
+      return;
     }
     if (
       ctx.method === 'PUT' &&
