@@ -175,6 +175,26 @@ function breakAfterPart1(src: FaultProxy, dst: FaultProxy, key: string, afterByt
 const reopenOf = (proxy: FaultProxy, key: string) => proxy.log.filter((r) => r.method === 'GET' && forKey(key)(r) && r.headers['if-match'] !== undefined);
 const md5hex = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 
+/** The subtest type (tap's overloads make it awkward to name directly). */
+type TestT = Parameters<Parameters<typeof t.test>[0]>[0];
+
+/**
+ * Flip byte PART + 99 of the first source GET of `key` (from isrc), copy it with
+ * `task` (to idst or sdst), and check that the copy ends right on its second
+ * attempt; returns the part HEADs (?partNumber) the copy sent to the source.
+ */
+async function copyThroughSourceFlip(t: TestT, task: string, key: string, body: Buffer, label: string): Promise<ProxyRequestInfo[]> {
+  const flip = proxies.s3src.add({ match: { method: 'GET', test: forKey(key) }, nth: 1, action: { type: 'flip-response-byte', offset: PART + 99 } });
+  await h.enqueue(task, key);
+  const row = await h.settled(task, key);
+  t.equal(flip.fired, 1, `${label}: the byte was flipped`);
+  t.equal(row.status, 'completed', `${label}: completed`);
+  t.equal(row.attempts, 2, `${label}: the first attempt failed, the second succeeded`);
+  const copied = task === 's3-s3' ? await getS3('sdst', key) : oss.getObject('idst', key)?.body;
+  t.ok(copied?.equals(body), `${label}: the object is the source's`);
+  return proxies.s3src.log.filter((r) => r.method === 'HEAD' && forKey(key)(r) && r.query.partNumber !== undefined);
+}
+
 t.test('a byte flipped in a source GET (S3 single part, MD5) is detected, retried, and ends correct', async (t) => {
   const key = 'flip/source single.bin';
   const body = randomBytes(50 * KIB);
@@ -248,16 +268,8 @@ t.test('a byte flipped in a source uploaded in parts (multipart ETag, no checksu
     const body = Buffer.concat(parts);
     const etag = await putS3Parts('isrc', key, parts);
     t.match(etag, new RegExp(`^[0-9a-f]{32}-${parts.length}$`), `${c.name}: the source has a multipart ETag`);
-    const flip = proxies.s3src.add({ match: { method: 'GET', test: forKey(key) }, nth: 1, action: { type: 'flip-response-byte', offset: PART + 99 } });
-    await h.enqueue(c.task, key);
-    const row = await h.settled(c.task, key);
-    t.equal(flip.fired, 1, `${c.name}: the byte was flipped`);
-    t.equal(row.status, 'completed', `${c.name}: completed`);
-    t.equal(row.attempts, 2, `${c.name}: the first attempt failed, the second succeeded`);
-    const copied = c.task === 's3-oss' ? oss.getObject('idst', key)?.body : await getS3('sdst', key);
-    t.ok(copied?.equals(body), `${c.name}: the object is the source's`);
+    const heads = await copyThroughSourceFlip(t, c.task, key, body, c.name);
     t.equal(oss.pendingUploads('idst'), 0, `${c.name}: the failed attempt left no upload behind`);
-    const heads = proxies.s3src.log.filter((r) => r.method === 'HEAD' && forKey(key)(r) && r.query.partNumber !== undefined);
     t.same(heads.map((r) => r.query.partNumber), c.heads, `${c.name}: part HEADs`);
     t.ok(heads.every((r) => String(r.headers['if-match']).includes(etag)), `${c.name}: every part HEAD is of the version copied`);
   }
@@ -288,15 +300,7 @@ t.test('a byte flipped in a source with a full-object checksum (S3 x-amz-checksu
     const parts = c.parts.map((n) => randomBytes(n));
     const body = Buffer.concat(parts);
     await putS3Parts('isrc', key, parts, await c.checksum(body));
-    const flip = proxies.s3src.add({ match: { method: 'GET', test: forKey(key) }, nth: 1, action: { type: 'flip-response-byte', offset: PART + 99 } });
-    await h.enqueue(c.task, key);
-    const row = await h.settled(c.task, key);
-    t.equal(flip.fired, 1, `${c.name}: the byte was flipped`);
-    t.equal(row.status, 'completed', `${c.name}: completed`);
-    t.equal(row.attempts, 2, `${c.name}: the first attempt failed, the second succeeded`);
-    const copied = c.task === 's3-oss' ? oss.getObject('idst', key)?.body : await getS3('sdst', key);
-    t.ok(copied?.equals(body), `${c.name}: the object is the source's`);
-    const heads = proxies.s3src.log.filter((r) => r.method === 'HEAD' && forKey(key)(r) && r.query.partNumber !== undefined);
+    const heads = await copyThroughSourceFlip(t, c.task, key, body, c.name);
     t.equal(heads.length, 0, `${c.name}: no part HEAD (the checksum needs none)`);
   }
 });

@@ -14,7 +14,7 @@
  * bit-reversed), init and xor-out all ones, check("123456789") =
  * 0xAE8B14860A799888. S3 sends every checksum as base64 of the big-endian digest.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createCRC32, createCRC64, type IHasher } from 'hash-wasm';
 import type { ObjectHead, S3ChecksumAlgorithm } from '../storage/object-store.js';
 import { isMd5Etag } from './compare.js';
@@ -32,37 +32,15 @@ export interface SourceChecksum {
   digest(): string;
 }
 
-class WasmChecksum implements SourceChecksum {
-  constructor(
-    readonly algorithm: S3ChecksumAlgorithm,
-    private readonly hasher: IHasher,
-  ) {}
-  update(piece: Uint8Array): void {
-    this.hasher.update(piece);
-  }
-  digest(): string {
-    return Buffer.from(this.hasher.digest('hex'), 'hex').toString('base64');
-  }
-}
-
-class NodeChecksum implements SourceChecksum {
-  constructor(
-    readonly algorithm: S3ChecksumAlgorithm,
-    private readonly hash: Hash,
-  ) {}
-  update(piece: Uint8Array): void {
-    this.hash.update(piece);
-  }
-  digest(): string {
-    return this.hash.digest('base64');
-  }
-}
-
 export async function createSourceChecksum(algorithm: S3ChecksumAlgorithm): Promise<SourceChecksum> {
-  const wasm = async (hasher: Promise<IHasher>): Promise<SourceChecksum> => {
-    const h = await hasher;
+  const wasm = async (created: Promise<IHasher>): Promise<SourceChecksum> => {
+    const h = await created;
     h.init();
-    return new WasmChecksum(algorithm, h);
+    return { algorithm, update: (piece) => void h.update(piece), digest: () => Buffer.from(h.digest('hex'), 'hex').toString('base64') };
+  };
+  const node = (name: 'sha1' | 'sha256'): SourceChecksum => {
+    const h = createHash(name);
+    return { algorithm, update: (piece) => void h.update(piece), digest: () => h.digest('base64') };
   };
   switch (algorithm) {
     case 'CRC64NVME':
@@ -72,9 +50,9 @@ export async function createSourceChecksum(algorithm: S3ChecksumAlgorithm): Prom
     case 'CRC32C':
       return wasm(createCRC32(CRC32C_REFLECTED_POLY));
     case 'SHA1':
-      return new NodeChecksum(algorithm, createHash('sha1'));
+      return node('sha1');
     case 'SHA256':
-      return new NodeChecksum(algorithm, createHash('sha256'));
+      return node('sha256');
   }
 }
 
