@@ -485,8 +485,9 @@ export class S3Store implements ObjectStore {
       method: 'GET',
       key,
       headers: {
-        // A whole-object GET reports the checksum (a ranged one never does); the SDK path below leaves it
-        // out, because with it the SDK would validate the body against a CRC64NVME it has no code for here.
+        // A whole-object GET reports the checksum (a ranged one never does). The SDK path above leaves it
+        // out: asked for it, the SDK validates the body itself, a second pass over every byte in JavaScript
+        // that the copy's own check (src/replication/source-checksum.ts) already makes.
         ...(options.range === undefined ? CHECKSUM_MODE : {}),
         ...(options.range !== undefined ? { range: options.range } : {}),
         ...(options.ifMatch !== undefined ? { 'if-match': options.ifMatch } : {}),
