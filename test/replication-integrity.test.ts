@@ -572,6 +572,35 @@ t.test('transient errors retry and end correct', async (t) => {
   });
 });
 
+t.test('a destination that refuses to list a kept upload\'s parts (405, as s3rver does) has the copy started over, not failed', async (t) => {
+  const key = 'resume/parts unlistable.bin';
+  const body = randomBytes(5 * PART + 11);
+  await putS3('isrc', key, body);
+  // Part 3 fails twice (the request and the store's own retry): a transient failure, so the upload is kept for the next attempt.
+  const fail = proxies.s3dst.add({
+    match: { method: 'PUT', query: { partNumber: '3' }, test: forKey(key) },
+    after: 0,
+    times: 2,
+    action: { type: 'status', status: 503, code: 'SlowDown', message: 'Please reduce your request rate.' },
+  });
+  const refuse = proxies.s3dst.add({
+    match: { method: 'GET', query: { uploadId: true }, test: forKey(key) },
+    action: { type: 'status', status: 405, code: 'MethodNotAllowed', message: 'The specified method is not allowed against this resource.' },
+  });
+  await h.enqueue('s3-s3', key);
+  const row = await h.settled('s3-s3', key);
+  t.equal(fail.fired, 2, 'part 3 failed, with its retry');
+  t.equal(refuse.fired, 1, 'the second attempt asked for the kept upload\'s parts and was refused');
+  t.equal(row.status, 'completed');
+  t.equal(row.attempts, 2);
+  t.ok((await getS3('sdst', key))?.equals(body), 'the object is the source\'s');
+  const creates = proxies.s3dst.log.filter((r) => r.method === 'POST' && forKey(key)(r) && 'uploads' in r.query);
+  t.equal(creates.length, 2, 'a second upload was created');
+  const aborts = proxies.s3dst.log.filter((r) => r.method === 'DELETE' && forKey(key)(r) && r.query.uploadId !== undefined);
+  t.equal(aborts.length, 1, 'the kept upload was aborted');
+  t.equal(await h.uploads.find('s3-s3', key), undefined, 'no upload record left');
+});
+
 t.test('403 from the destination fails at once: one attempt, status failed, failed marker, dead-lettered', async (t) => {
   t.test('wrong destination credentials (OSS InvalidAccessKeyId)', async (t) => {
     const key = 'denied/photo 1.jpg';

@@ -356,6 +356,16 @@ async function resumableParts(
       await ctx.uploads.delete(record.uploadId);
       return undefined;
     }
+    // A store that refuses to list an upload's parts (s3rver and other partial S3 implementations answer
+    // 405 MethodNotAllowed, some 501; a role without s3:ListMultipartUploadParts gets 403) leaves nothing
+    // to check its parts against, so nothing to resume: start over. Thrown, the refusal would fail this
+    // key at every attempt for as long as the record lasts. An abort that fails keeps the record, and the
+    // new upload's intent is then held until a sweep (src/queue/upload-intents.ts).
+    if (err instanceof StorageError && !err.retryable) {
+      ctx.log.warn({ err, uploadId: record.uploadId }, 'the parts of the recorded upload cannot be listed; copying from the start');
+      await abortQuietly(ctx, record.uploadId);
+      return undefined;
+    }
     throw err;
   }
   const recorded = new Map((await ctx.uploads.parts(record.uploadId)).map((p) => [p.partNumber, p]));
