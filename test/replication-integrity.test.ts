@@ -305,6 +305,24 @@ t.test('a byte flipped in a source with a full-object checksum (S3 x-amz-checksu
   }
 });
 
+t.test('S3 → S3: a destination object with the same full-object checksum is in sync, whatever its part layout and with no fingerprint', async (t) => {
+  const key = 'checksum/same bytes other layout.bin';
+  const body = randomBytes(3 * PART + 5);
+  const h64 = await createCRC64('9a6c9329ac4bc9b5');
+  h64.init();
+  h64.update(body);
+  const checksum = { ChecksumCRC64NVME: Buffer.from(h64.digest('hex'), 'hex').toString('base64') };
+  await putS3Parts('isrc', key, [body.subarray(0, PART), body.subarray(PART)], checksum);
+  await putS3Parts('sdst', key, [body.subarray(0, 2 * PART), body.subarray(2 * PART)], checksum);
+  await h.enqueue('s3-s3', key);
+  const row = await h.settled('s3-s3', key);
+  t.equal(row.status, 'in_sync', 'equal by checksum');
+  // (the task's success marker goes to another bucket)
+  const writes = proxies.s3dst.log.filter((r) => (r.method === 'PUT' || r.method === 'POST') && r.path.startsWith('/sdst/') && forKey(key)(r));
+  t.same(writes.map((r) => `${r.method} ${r.path}`), [], 'nothing written to the destination bucket');
+  t.equal(proxies.s3src.log.filter((r) => r.method === 'GET' && forKey(key)(r)).length <= 1, true, 'at most the GET opened with the HEAD, not read through');
+});
+
 t.test('a source whose parts were not of one size, though part 1 and the count suggest so, is copied unchecked, not failed', async (t) => {
   // 150, 100, 150 KiB: part 1 and the count fit 150, 150, 100 KiB as well, so the assumed boundaries are wrong.
   const key = 'parts/not uniform.bin';

@@ -79,6 +79,17 @@ t.test('compare=checksum', async (t) => {
   );
   t.notOk(eq({ etag: md5a }, { etag: md5b, ...fp(md5a) }), 'MD5 ETags that differ beat a matching fingerprint');
   t.ok(eq({ etag: `${md5b}-2`, multipartEtag: true, crc64: '5' }, { etag: 'Q-1', multipartEtag: true, crc64: '5', ...fp('old') }), 'a stale fingerprint, but the contents provably match');
+  const nvme = (value: string) => ({ checksum: { algorithm: 'CRC64NVME' as const, value } });
+  const multipart = (etag: string) => ({ etag, multipartEtag: true });
+  t.ok(eq({ ...multipart(`${md5a}-3`), ...nvme('AAAA') }, { ...multipart(`${md5b}-5`), ...nvme('AAAA') }), 'S3 full-object checksums on both sides: other layouts, same bytes');
+  t.notOk(eq({ ...multipart(`${md5a}-3`), ...nvme('AAAA') }, { ...multipart(`${md5a}-3`), ...nvme('BBBB'), ...fp(`${md5a}-3`) }), 'checksums that differ beat a matching fingerprint');
+  t.notOk(
+    eq({ ...multipart(`${md5a}-3`), ...nvme('AAAA') }, { ...multipart(`${md5b}-5`), checksum: { algorithm: 'CRC32', value: 'AAAA' } }),
+    'checksums of two algorithms are not compared',
+  );
+  const differ = compareObjects(head({ ...multipart(`${md5a}-3`), ...nvme('AAAA') }), head({ ...multipart(`${md5b}-5`), ...nvme('BBBB') }), 'checksum');
+  t.equal(differ.equal ? differ.by : differ.reason, 'CRC64NVME checksum differs');
+  t.ok(eq({ ...multipart(`${md5a}-3`), ...nvme('AAAA') }, { ...multipart(`${md5b}-5`), ...nvme('AAAA') }, 'size'), 'compare=size ignores them');
   t.ok(eq({ etag: md5a }, { etag: md5b }, 'size'), 'compare=size: same size is enough');
   t.notOk(eq({ etag: md5a }, { etag: md5a }, 'none'), 'compare=none: never equal');
 });

@@ -5,11 +5,14 @@
  *  - the source fingerprint BucketBridge stored in the destination's metadata
  *    when it copied (source ETag, and the CRC-64 of the bytes when known)
  *    equals the source's current one, or
- *  - the contents provably match: OSS CRC-64 on both sides, or single-part
- *    (MD5) ETags on both sides.
- * Content evidence always wins: when both sides carry a CRC-64 or both carry
- * an MD5 ETag and those differ, the objects differ whatever the fingerprint
- * says (a destination altered after we copied it). A multipart ETag is never
+ *  - the contents provably match: OSS CRC-64 on both sides, single-part
+ *    (MD5) ETags on both sides, or S3 full-object checksums of one algorithm
+ *    on both sides (S3 gives every object written since 2025 a CRC64NVME,
+ *    whatever its part layout: two S3 buckets' copies compare without a
+ *    fingerprint even when their multipart ETags differ).
+ * Content evidence always wins: when both sides carry a CRC-64, an MD5 ETag or
+ * a checksum of one algorithm and those differ, the objects differ whatever
+ * the fingerprint says (a destination altered after we copied it). A multipart ETag is never
  * compared across clouds: its value depends on the part layout.
  *
  * Client-side envelope encryption (bb-cse, src/crypto/envelope.ts) changes
@@ -102,6 +105,8 @@ export function compareObjects(source: ObjectHead, destination: ObjectHead, mode
   if (crcBoth && source.crc64 !== destination.crc64) return { equal: false, reason: 'crc64 differs' };
   const md5Both = isMd5Etag(source) && isMd5Etag(destination);
   if (md5Both && !sameHex(source.etag, destination.etag)) return { equal: false, reason: 'md5 differs' };
+  const checksum = source.checksum?.algorithm === destination.checksum?.algorithm ? source.checksum : undefined;
+  if (checksum && checksum.value !== destination.checksum!.value) return { equal: false, reason: `${checksum.algorithm} checksum differs` };
 
   const storedEtag = destination.userMetadata[FINGERPRINT_ETAG];
   if (storedEtag !== undefined && sameHex(storedEtag, source.etag)) {
@@ -114,5 +119,6 @@ export function compareObjects(source: ObjectHead, destination: ObjectHead, mode
   }
   if (crcBoth) return { equal: true, by: 'crc64' };
   if (md5Both) return { equal: true, by: 'md5' };
+  if (checksum) return { equal: true, by: `${checksum.algorithm} checksum` };
   return { equal: false, reason: storedEtag !== undefined ? 'source changed since last copy' : 'no comparable checksum' };
 }
