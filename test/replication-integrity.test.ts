@@ -10,7 +10,6 @@
  */
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
-import { createCRC32, createCRC64 } from 'hash-wasm';
 import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
@@ -23,7 +22,7 @@ import {
 import { startFaultProxy, type FaultProxy, type ProxyRequestInfo } from './support/fault-proxy.js';
 import { startOssServer, type OssServer } from './support/oss-server.js';
 import { ossEndpoint, s3Endpoint, startReplication, type ReplicationHarness } from './support/replication.js';
-import { startS3Server, type S3Server } from './support/s3-server.js';
+import { fullObjectChecksum, startS3Server, type S3Server } from './support/s3-server.js';
 import { eventually } from './support/service.js';
 
 const KIB = 1024;
@@ -276,20 +275,9 @@ t.test('a byte flipped in a source uploaded in parts (multipart ETag, no checksu
 });
 
 t.test('a byte flipped in a source with a full-object checksum (S3 x-amz-checksum-*) is detected against it, with no part HEADs', async (t) => {
-  const b64 = (hex: string): string => Buffer.from(hex, 'hex').toString('base64');
-  const crc64nvme = async (b: Buffer) => {
-    const h = await createCRC64('9a6c9329ac4bc9b5');
-    h.init();
-    h.update(b);
-    return { ChecksumCRC64NVME: b64(h.digest('hex')) };
-  };
-  const crc32c = async (b: Buffer) => {
-    const h = await createCRC32(0x82f63b78);
-    h.init();
-    h.update(b);
-    return { ChecksumCRC32C: b64(h.digest('hex')) };
-  };
-  const sha256 = async (b: Buffer) => ({ ChecksumSHA256: createHash('sha256').update(b).digest('base64') });
+  const crc64nvme = async (b: Buffer) => ({ ChecksumCRC64NVME: await fullObjectChecksum('CRC64NVME', [b]) });
+  const crc32c = async (b: Buffer) => ({ ChecksumCRC32C: await fullObjectChecksum('CRC32C', [b]) });
+  const sha256 = async (b: Buffer) => ({ ChecksumSHA256: await fullObjectChecksum('SHA256', [b]) });
   const cases = [
     { name: 'CRC64NVME, multipart copy', task: 's3-oss', parts: [150 * KIB, 150 * KIB, 101 * KIB], checksum: crc64nvme },
     { name: 'CRC32C, multipart copy to S3', task: 's3-s3', parts: [PART, PART, PART, 77], checksum: crc32c },
@@ -308,10 +296,7 @@ t.test('a byte flipped in a source with a full-object checksum (S3 x-amz-checksu
 t.test('S3 → S3: a destination object with the same full-object checksum is in sync, whatever its part layout and with no fingerprint', async (t) => {
   const key = 'checksum/same bytes other layout.bin';
   const body = randomBytes(3 * PART + 5);
-  const h64 = await createCRC64('9a6c9329ac4bc9b5');
-  h64.init();
-  h64.update(body);
-  const checksum = { ChecksumCRC64NVME: Buffer.from(h64.digest('hex'), 'hex').toString('base64') };
+  const checksum = { ChecksumCRC64NVME: await fullObjectChecksum('CRC64NVME', [body]) };
   await putS3Parts('isrc', key, [body.subarray(0, PART), body.subarray(PART)], checksum);
   await putS3Parts('sdst', key, [body.subarray(0, 2 * PART), body.subarray(2 * PART)], checksum);
   await h.enqueue('s3-s3', key);

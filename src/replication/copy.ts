@@ -52,7 +52,7 @@ import { IntegrityError } from './integrity-error.js';
 import { FINGERPRINT_CRC64 } from './metadata.js';
 import { SequentialSource } from './sequential-source.js';
 import { checksumToVerify, createSourceChecksum, verifySourceChecksum } from './source-checksum.js';
-import { md5OfMd5s, sameLayout, SourcePartHasher, sourcePartLayout, verifySourceParts, type SourcePartLayout } from './source-parts.js';
+import { md5OfMd5s, parseMultipartEtag, sameLayout, SourcePartHasher, sourcePartLayout, verifySourceParts, type SourcePartLayout } from './source-parts.js';
 
 export const MAX_PARTS = 10_000;
 /** S3's largest part (and single PUT). */
@@ -596,10 +596,10 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
   if (res.crc64 && res.crc64 !== sentCrc) {
     await rejectWritten(ctx, new IntegrityError('destination', `destination object CRC-64 ${res.crc64}, expected ${sentCrc}`));
   }
-  const multipartEtag = /^([0-9a-f]{32})-(\d+)$/i.exec(res.etag);
+  const multipartEtag = parseMultipartEtag(res.etag);
   if (ctx.destinationEtagIsMd5 && res.etagIsMd5 !== false && multipartEtag) {
     const expected = md5OfMd5s(partMd5s);
-    if (!sameHex(multipartEtag[1]!, expected) || Number(multipartEtag[2]) !== count) {
+    if (multipartEtag.md5OfMd5s !== expected || multipartEtag.count !== count) {
       await rejectWritten(ctx, new IntegrityError('destination', `destination ETag ${res.etag}, expected ${expected}-${count}`));
     }
   }

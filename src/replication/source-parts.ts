@@ -48,16 +48,20 @@ export interface SourcePartLayout {
   md5OfMd5s: string;
 }
 
+/** The digest (hex MD5 of the part MD5s, lower-case) and part count an "md5-N" ETag is made of, or undefined for any other ETag. */
+export function parseMultipartEtag(etag: string): { md5OfMd5s: string; count: number } | undefined {
+  const m = MULTIPART_ETAG.exec(etag);
+  return m ? { md5OfMd5s: m[1]!.toLowerCase(), count: Number(m[2]) } : undefined;
+}
+
 /** The ETag's digest and part count, when the ETag is a multipart ETag that digests the bytes. */
 export function multipartEtagOf(head: ObjectHead): { md5OfMd5s: string; count: number } | undefined {
   if (!head.multipartEtag || head.crc64 !== undefined) return undefined;
   // SSE-KMS and SSE-C ETags are not MD5s of the bytes (S3 API reference, "Common Response Headers").
   if (head.sseCustomerAlgorithm !== undefined || head.serverSideEncryption?.startsWith('aws:kms')) return undefined;
-  const m = MULTIPART_ETAG.exec(head.etag);
-  if (!m) return undefined;
-  const count = Number(m[2]);
-  if (!Number.isSafeInteger(count) || count < 1 || count > 10_000) return undefined;
-  return { md5OfMd5s: m[1]!.toLowerCase(), count };
+  const parsed = parseMultipartEtag(head.etag);
+  if (!parsed || !Number.isSafeInteger(parsed.count) || parsed.count < 1 || parsed.count > 10_000) return undefined;
+  return parsed;
 }
 
 /**

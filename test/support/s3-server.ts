@@ -161,8 +161,12 @@ function requestedChecksum(ctx: KoaContext): { algorithm: (typeof CHECKSUM_ALGOR
   return undefined;
 }
 
-/** Base64 of the big-endian digest, as S3 writes checksums (CRCs with their reflected polynomials). */
-async function checksumOf(algorithm: (typeof CHECKSUM_ALGORITHMS)[number], pieces: Buffer[]): Promise<string> {
+/**
+ * Base64 of the big-endian digest, as S3 writes checksums (CRCs with their reflected polynomials).
+ * Also what tests compute the checksums they upload with: written apart from src/replication/source-checksum.ts,
+ * whose own check values are tested against the published ones (test/source-checksum.test.ts).
+ */
+export async function fullObjectChecksum(algorithm: (typeof CHECKSUM_ALGORITHMS)[number], pieces: Buffer[]): Promise<string> {
   if (algorithm === 'SHA1' || algorithm === 'SHA256') {
     const h = createHash(algorithm === 'SHA1' ? 'sha1' : 'sha256');
     for (const p of pieces) h.update(p);
@@ -323,7 +327,7 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
     if (wanted === undefined) return;
     let etag: string;
     try {
-      etag = String((await store.getMetadata(bucket, key))['etag']).replace(/"/g, '');
+      etag = await currentEtag(bucket, key);
     } catch {
       return; // missing object: s3rver answers NoSuchKey
     }
@@ -405,7 +409,7 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
     const checksum = requestedChecksum(ctx);
     if (checksum) {
       const parts = await Promise.all(requested.map((p) => readFile(join(dir, String(p.number)))));
-      const actual = await checksumOf(checksum.algorithm, parts);
+      const actual = await fullObjectChecksum(checksum.algorithm, parts);
       if (actual !== checksum.value) {
         throw new S3Error('BadDigest', `The ${checksum.algorithm} you specified did not match the calculated checksum.`);
       }
@@ -417,23 +421,41 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
     await waitForSize(objectPath, total);
     // s3rver reads an object's ETag from this file, so HEAD/GET/list report the multipart ETag too.
     await writeFile(`${objectPath}.md5`, multipartEtag);
-    // The part layout, for HEAD ?partNumber; an object written later under the key has another ETag, which retires it.
-    await writeFile(`${objectPath}.parts`, JSON.stringify({ etag: multipartEtag, sizes }));
-    if (checksum) await writeFile(`${objectPath}.checksum`, JSON.stringify({ etag: multipartEtag, ...checksum }));
+    await keepBeside(objectPath, 'parts', multipartEtag, { sizes });
+    if (checksum) await keepBeside(objectPath, 'checksum', multipartEtag, checksum);
     ctx.body = String(ctx.body).replace(/<ETag>[\s\S]*?<\/ETag>/, `<ETag>&quot;${multipartEtag}&quot;</ETag>`);
   }
 
   /** After s3rver's HEAD or whole-object GET: the object's kept checksum, when asked for and still the object's. */
+  /** The current object's ETag, unquoted. */
+  async function currentEtag(bucket: string, key: string): Promise<string> {
+    return String((await store.getMetadata(bucket, key))['etag']).replace(/"/g, '');
+  }
+
+  /**
+   * Facts about an object that s3rver does not keep (its part layout, its checksum), written beside it
+   * at its complete and stamped with its ETag: an object written later under the key has another ETag,
+   * which retires them (keptBeside).
+   */
+  async function keepBeside(objectPath: string, suffix: string, etag: string, facts: object): Promise<void> {
+    await writeFile(`${objectPath}.${suffix}`, JSON.stringify({ ...facts, etag }));
+  }
+
+  /** What keepBeside kept for the object now under the key, if anything. */
+  async function keptBeside<T>(bucket: string, key: string, suffix: string): Promise<T | undefined> {
+    let kept: T & { etag: string };
+    try {
+      kept = JSON.parse(await readFile(`${store.getResourcePath(bucket, key, 'object')}.${suffix}`, 'utf8')) as T & { etag: string };
+    } catch {
+      return undefined;
+    }
+    return kept.etag === (await currentEtag(bucket, key)) ? kept : undefined;
+  }
+
   async function reportChecksum(ctx: KoaContext, bucket: string, key: string): Promise<void> {
     if (ctx.status !== 200 || header(ctx, 'x-amz-checksum-mode')?.toUpperCase() !== 'ENABLED') return;
-    let kept: { etag: string; algorithm: string; value: string } | undefined;
-    try {
-      kept = JSON.parse(await readFile(`${store.getResourcePath(bucket, key, 'object')}.checksum`, 'utf8')) as typeof kept;
-    } catch {
-      return;
-    }
-    const etag = String((await store.getMetadata(bucket, key))['etag']).replace(/"/g, '');
-    if (!kept || kept.etag !== etag) return;
+    const kept = await keptBeside<{ algorithm: string; value: string }>(bucket, key, 'checksum');
+    if (!kept) return;
     ctx.set(`x-amz-checksum-${kept.algorithm.toLowerCase()}`, kept.value);
     ctx.set('x-amz-checksum-type', 'FULL_OBJECT');
   }
@@ -450,15 +472,7 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
     await ifMatch(ctx, bucket, key);
     await next(); // s3rver's HEAD of the whole object: every header but the part's
     if (ctx.status !== 200) return;
-    const objectPath = store.getResourcePath(bucket, key, 'object');
-    const etag = String((await store.getMetadata(bucket, key))['etag']).replace(/"/g, '');
-    let layout: { etag: string; sizes: number[] } | undefined;
-    try {
-      layout = JSON.parse(await readFile(`${objectPath}.parts`, 'utf8')) as { etag: string; sizes: number[] };
-    } catch {
-      layout = undefined;
-    }
-    const sizes = layout?.etag === etag ? layout.sizes : undefined;
+    const sizes = (await keptBeside<{ sizes: number[] }>(bucket, key, 'parts'))?.sizes;
     if (!sizes && partNumber === 1) return; // not uploaded in parts: the whole object, no part count
     if (!sizes || partNumber > sizes.length) {
       throw Object.assign(new S3Error('InvalidPartNumber', 'The requested partnumber is not satisfiable', { PartNumberRequested: partNumber }), {
