@@ -14,7 +14,8 @@
  *  - a recorded upload that cannot be resumed fails to abort, and the new
  *    upload's record replaces it (so it becomes unrecorded, still open);
  *  - the S3 SDK retries a create whose answer was lost, making a second upload;
- *  - a destination that keeps refusing to list: follow-ups stop at the bound.
+ *  - a destination that keeps refusing to list: follow-ups stop at the bound;
+ *  - a key whose copy fails for good while the intent stands: a follow-up still comes.
  * Real PostgreSQL, the OSS test server and s3rver, behind the fault proxy.
  */
 import t from 'tap';
@@ -227,6 +228,34 @@ t.test('a destination that keeps refusing the listing: the copy succeeds, follow
   await h.settled(TASK, key, (r) => r.status === 'in_sync', 60_000);
   t.same(await openUploads(key), [], "the key's next job aborts it");
   t.equal(await intent(key), undefined, 'intent removed');
+});
+
+t.test('a key that fails for good with its intent unresolved still gets a follow-up: the orphan is aborted, the key copied once the destination lets it', async (t) => {
+  const key = 'doomed/big object.bin';
+  const body = randomBytes(4 * PART + 5);
+  await oss.client('ui-src').put(key, body);
+  const orphan = await lostCreate(key);
+  // The job's sweep cannot list (503), then its copy's first part is refused for good (403): no retry will sweep.
+  const refused = dstProxy.add({ match: listings(key), nth: 1, action: { type: 'status', status: 503, code: 'SlowDown' } });
+  const denied = dstProxy.add({ match: { method: 'PUT', path: /doomed\//, query: { uploadId: true } }, nth: 1, action: { type: 'status', status: 403, code: 'AccessDenied' } });
+  t.teardown(() => (refused.remove(), denied.remove()));
+  const deadBefore = (await h.deadLetters()).length;
+  const from = dstProxy.log.length;
+  await h.enqueue(TASK, key);
+  const row = await h.settled(TASK, key, undefined, 60_000);
+  t.equal(refused.fired, 1, "the first job's listing was refused");
+  t.equal(denied.fired, 1, 'its part upload was refused with 403');
+  const dead = (await h.deadLetters()).slice(deadBefore);
+  t.same(dead.map((d) => [d.data.key, d.data.error?.code]), [[key, 'AccessDenied']], 'the first job failed for good (dead-lettered, no retry)');
+  const jobs = await h.jobs(TASK, key);
+  t.equal(jobs.length, 2, 'the failed job and one follow-up');
+  t.equal(row.status, 'completed', 'the follow-up copied the key');
+  t.ok(oss.getObject('ui-dst', key)?.body.equals(body), 'byte-identical');
+  t.notOk((await openUploads(key)).includes(orphan), 'the orphaned upload was aborted');
+  t.same(await openUploads(key), [], 'no upload left open');
+  t.equal(await intent(key), undefined, 'intent removed');
+  t.equal(await h.uploads.find(TASK, key), undefined, 'nothing left recorded');
+  t.comment(requestsFor(key, from).join(', '));
 });
 
 t.test('S3: a create whose answer is lost is retried by the SDK into a second upload: reported as a failure, the second aborted', async (t) => {

@@ -41,7 +41,7 @@ import { DEFAULT_QUEUE_SETTINGS, QUEUES, replicateSingletonKey, type ReplicateJo
 import type { LeaseKeeper } from './leases.js';
 import type { KeyFailureAlerts } from '../alerts/index.js';
 import { InterruptibleSleep } from './interruptible-sleep.js';
-import { MAX_FAILED_SWEEPS, UploadIntents } from './upload-intents.js';
+import { MAX_FAILED_SWEEPS, UploadIntents, type PreparedDestination } from './upload-intents.js';
 import { SettleBatcher, type SettleBatchStats, type SettleFailureAction } from './settle-batcher.js';
 
 /** pg-boss's schema (queue/boss.ts). */
@@ -695,8 +695,10 @@ export class ReplicationWorkers {
 
   /**
    * The key's upload intent outlived this job's sweep (upload-intents.ts) and
-   * the job succeeded: queue a job for the key that sweeps again, after a delay
-   * doubling with each failed sweep (up to an hour), so an upload orphaned by
+   * the job is the key's last for now (it succeeded, or failed for good): queue
+   * a job for the key that sweeps again (and reconciles the key, as every job
+   * of the key must: the one-queued-job policy folds into it any event for the
+   * key that arrives meanwhile), after a delay doubling with each failed sweep (up to an hour), so an upload orphaned by
    * an interrupted create does not wait for the key's next change. Stops after
    * MAX_FAILED_SWEEPS (a destination that keeps refusing to list or abort:
    * the operator must look; the key's next job still sweeps). Never throws.
@@ -744,9 +746,10 @@ export class ReplicationWorkers {
       if (signal.aborted) throw new Error('shutting down');
       const started = process.hrtime.bigint();
       let stores: TaskStores | undefined;
+      let prepared: PreparedDestination | undefined;
       try {
         stores = storesFor(this.deps.stores, current);
-        const prepared = await this.intents.prepare(taskId, key, stores.destination, log, job.intentPending);
+        prepared = await this.intents.prepare(taskId, key, stores.destination, log, job.intentPending);
         const outcome = await reconcile(current, key, {
           source: stores.source,
           destination: prepared.store,
@@ -775,7 +778,7 @@ export class ReplicationWorkers {
         if (outcome.requeueAfterSeconds) {
           await this.requeueKey(job.data, outcome.requeueAfterSeconds);
         }
-        // A failed attempt is retried anyway (and sweeps again); a success may be the key's last job for a long time.
+        // A failed attempt that will be retried sweeps again then; a success may be the key's last job for a long time.
         if (prepared.unresolved) await this.followUpIntent(job, prepared.failedSweeps, log);
         log.info(
           { status: outcome.status, bytes: outcome.bytes, durationMs, detail: outcome.detail, partsReused: outcome.partsReused },
@@ -799,6 +802,8 @@ export class ReplicationWorkers {
         this.deps.metrics.objectDone(taskId, final ? 'failed' : 'retrying', 0, durationMs / 1000);
         if (final && stores?.markers) await stores.markers.failed(key);
         if (final) await this.deps.alerts?.keyFailed(current, key, { code: c.code, message: c.message, attempts: job.retryCount + 1 });
+        // A key that failed for good may have no further job for a long time, like a success.
+        if (final && prepared?.unresolved) await this.followUpIntent(job, prepared.failedSweeps, log);
         if (final && !c.retryable && !lastAttempt) {
           // Permanent: no point retrying. Dead-letter it ourselves and end the job.
           await this.deps.boss.send(QUEUES.replicateDead, { ...job.data, error: { code: c.code, message: c.message } });

@@ -36,8 +36,9 @@
  *
  * A sweep that does not clear the intent (an error, or uploads still listed
  * after aborting) is logged and never fails the copy. Since the key may have
- * no further job for a long time, a job that succeeds with its intent
- * unresolved queues a follow-up job for the key, after a delay that doubles
+ * no further job for a long time, a job that ends with its intent unresolved
+ * (it succeeded, or failed for good: no retry will sweep again) queues a
+ * follow-up job for the key, after a delay that doubles
  * with each failed sweep; after MAX_FAILED_SWEEPS the follow-ups stop, with an
  * error log, and the intent waits for the key's next job (the worker,
  * replication-worker.ts).
