@@ -124,6 +124,28 @@ async function putS3Parts(bucket: string, key: string, parts: Buffer[], checksum
   return r.ETag!.replace(/"/g, '');
 }
 
+type CompositeAlgorithm = 'CRC32' | 'CRC32C' | 'SHA1' | 'SHA256';
+const PART_CHECKSUM_FIELD = { CRC32: 'ChecksumCRC32', CRC32C: 'ChecksumCRC32C', SHA1: 'ChecksumSHA1', SHA256: 'ChecksumSHA256' } as const;
+
+/**
+ * Upload `parts` as an SSE-KMS object (its ETag then digests nothing we can
+ * recompute) with a checksum per part: S3 reports the composite "<base64>-N".
+ * Without `algorithm`, an SSE-KMS object with no checksum. Returns the ETag.
+ */
+async function putS3KmsParts(bucket: string, key: string, parts: Buffer[], algorithm?: CompositeAlgorithm): Promise<string> {
+  const { UploadId } = await s3c.send(
+    new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ServerSideEncryption: 'aws:kms', ...(algorithm ? { ChecksumAlgorithm: algorithm } : {}) }),
+  );
+  const done = [];
+  for (const [i, p] of parts.entries()) {
+    const checksum = algorithm ? { [PART_CHECKSUM_FIELD[algorithm]]: await fullObjectChecksum(algorithm, [p]) } : {};
+    const r = await s3c.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: i + 1, Body: p, ContentLength: p.length, ...checksum }));
+    done.push({ PartNumber: i + 1, ETag: r.ETag, ...checksum });
+  }
+  const r = await s3c.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: done } }));
+  return r.ETag!.replace(/"/g, '');
+}
+
 async function putOss(bucket: string, key: string, body: Buffer): Promise<void> {
   await oss.client(bucket).put(key, body);
 }
@@ -291,6 +313,43 @@ t.test('a byte flipped in a source with a full-object checksum (S3 x-amz-checksu
     const heads = await copyThroughSourceFlip(t, c.task, key, body, c.name);
     t.equal(heads.length, 0, `${c.name}: no part HEAD (the checksum needs none)`);
   }
+});
+
+t.test('a byte flipped in an SSE-KMS source uploaded in parts is detected against its composite checksum; the upload is aborted and redone', async (t) => {
+  // The ETag of an SSE-KMS object is no MD5: the checksum of the part checksums is what describes the bytes.
+  // Part HEADs as for a multipart ETag: part 1 at each attempt, every part's size after a mismatch.
+  const cases = [
+    // The copy's own part size: still a lane of its own (the copy's part MD5s are no CRC32s).
+    { name: 'CRC32, parts of the copy part size', task: 's3-oss', algorithm: 'CRC32', parts: [PART, PART, PART, 321], heads: ['1', '2', '3', '4', '1'] },
+    { name: 'SHA256, parts of another size', task: 's3-s3', algorithm: 'SHA256', parts: [150 * KIB, 150 * KIB, 101 * KIB], heads: ['1', '2', '3', '1'] },
+    { name: 'CRC32C, copied in one PUT', task: 's3-oss', algorithm: 'CRC32C', parts: [PART, 50 * KIB], heads: ['1', '2', '1'] },
+  ] as const;
+  for (const c of cases) {
+    const key = `flip/kms composite ${c.name}.bin`;
+    const parts = c.parts.map((n) => randomBytes(n));
+    const body = Buffer.concat(parts);
+    const etag = await putS3KmsParts('isrc', key, parts, c.algorithm);
+    const head = await s3c.send(new HeadObjectCommand({ Bucket: 'isrc', Key: key, ChecksumMode: 'ENABLED' }));
+    t.equal(head.ServerSideEncryption, 'aws:kms', `${c.name}: the source is SSE-KMS`);
+    t.not(etag.split('-')[0], createHash('md5').update(Buffer.concat(parts.map((p) => createHash('md5').update(p).digest()))).digest('hex'), `${c.name}: its ETag is no MD5 of part MD5s`);
+    t.equal(head.ChecksumType, 'COMPOSITE', `${c.name}: a composite checksum`);
+    const heads = await copyThroughSourceFlip(t, c.task, key, body, c.name);
+    t.same(heads.map((r) => r.query.partNumber), c.heads, `${c.name}: part HEADs`);
+    t.equal(oss.pendingUploads('idst'), 0, `${c.name}: the failed attempt left no upload behind`);
+  }
+});
+
+t.test('an SSE-KMS source uploaded in parts with no checksum cannot be checked: copied as before, no part HEADs', async (t) => {
+  const key = 'parts/kms no checksum.bin';
+  const parts = [randomBytes(PART), randomBytes(PART), randomBytes(7)];
+  await putS3KmsParts('isrc', key, parts);
+  await h.enqueue('s3-oss', key);
+  const row = await h.settled('s3-oss', key);
+  t.equal(row.status, 'completed');
+  t.equal(row.attempts, 1);
+  t.ok(oss.getObject('idst', key)?.body.equals(Buffer.concat(parts)), "the object is the source's");
+  const heads = proxies.s3src.log.filter((r) => r.method === 'HEAD' && forKey(key)(r) && r.query.partNumber !== undefined);
+  t.equal(heads.length, 0, 'nothing to check against: no part HEAD');
 });
 
 t.test('S3 → S3: a destination object with the same full-object checksum is in sync, whatever its part layout and with no fingerprint', async (t) => {

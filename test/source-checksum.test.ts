@@ -1,12 +1,13 @@
 /**
  * The S3 full-object checksums a source is checked with (src/replication/source-checksum.ts),
  * against the published check values of each algorithm (digest of "123456789"), and which
- * source gets checked this way.
+ * source gets checked this way (or, uploaded in parts, by which part digest).
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import type { ObjectHead, S3ChecksumAlgorithm } from '../src/storage/object-store.js';
-import { checksumToVerify, createSourceChecksum, verifySourceChecksum } from '../src/replication/source-checksum.js';
+import { checksumToVerify, createChecksumHasher, createSourceChecksum, verifySourceChecksum } from '../src/replication/source-checksum.js';
+import { partDigestTarget } from '../src/replication/source-parts.js';
 import { IntegrityError } from '../src/replication/integrity-error.js';
 
 // Check values: CRC RevEng catalogue (CRC-64/NVME, CRC-32/ISO-HDLC, CRC-32/ISCSI) and FIPS 180 digests of "123456789".
@@ -38,6 +39,17 @@ t.test('pieces of any size give the digest of the whole', async (t) => {
   }
 });
 
+t.test('a reusable hasher (composite checksums: one digest per part) starts over after each digest', async (t) => {
+  for (const [algorithm, hex] of Object.entries(CHECK) as [S3ChecksumAlgorithm, string][]) {
+    const h = await createChecksumHasher(algorithm);
+    h.update(randomBytes(1000));
+    h.digestRaw();
+    h.update(Buffer.from('1234'));
+    h.update(Buffer.from('56789'));
+    t.equal(h.digestRaw().toString('hex'), hex, `${algorithm}: raw big-endian digest of only the bytes since the last one`);
+  }
+});
+
 const head = (over: Partial<ObjectHead>): ObjectHead => ({
   key: 'k',
   size: 9,
@@ -49,6 +61,15 @@ const head = (over: Partial<ObjectHead>): ObjectHead => ({
   needsRestore: false,
   restoreInProgress: false,
   ...over,
+});
+
+t.test('a source uploaded in parts is checked against its multipart ETag, else its composite checksum', async (t) => {
+  const composite = { algorithm: 'CRC32' as const, value: b64(CHECK.CRC32), count: 2 };
+  const etag = '0123456789abcdef0123456789abcdef-2';
+  t.same(partDigestTarget(head({ compositeChecksum: composite })), { kind: 'etag', md5OfMd5s: etag.slice(0, 32), count: 2 }, 'an MD5 multipart ETag first');
+  t.same(partDigestTarget(head({ compositeChecksum: composite, serverSideEncryption: 'aws:kms' })), { kind: 'checksum', ...composite }, 'SSE-KMS: the composite checksum');
+  t.same(partDigestTarget(head({ compositeChecksum: composite, sseCustomerAlgorithm: 'AES256' })), { kind: 'checksum', ...composite }, 'SSE-C: the composite checksum');
+  t.equal(partDigestTarget(head({ serverSideEncryption: 'aws:kms' })), undefined, 'SSE-KMS without a checksum: nothing');
 });
 
 t.test('a checksum is used only when nothing cheaper describes the bytes', async (t) => {

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import { CompleteMultipartUploadCommand, S3Client } from '@aws-sdk/client-s3';
+import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import { StorageError } from '../src/storage/errors.js';
 import {
   decodeMetadataValue,
@@ -337,6 +337,41 @@ t.test('head and open report a full-object checksum (asked for with x-amz-checks
   t.same((await sdkOnly.head(key))?.checksum, { algorithm: 'CRC64NVME', value }, 'HEAD through the SDK');
   await sdkOnly.close();
   t.equal((await store.head('multi/head part.bin'))?.checksum, undefined, 'none kept: none reported');
+});
+
+t.test('head and open report a composite checksum ("<base64>-N", x-amz-checksum-type COMPOSITE) apart from a full-object one', async (t) => {
+  const parts = [randomBytes(5 * MIB), randomBytes(5 * MIB), randomBytes(99)];
+  const key = 'multi/with composite checksum.bin';
+  const client = new S3Client({
+    region: 'us-east-1',
+    endpoint: server.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+  });
+  t.teardown(() => client.destroy());
+  const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key, ChecksumAlgorithm: 'SHA1' }));
+  const done = [];
+  for (const [i, p] of parts.entries()) {
+    const ChecksumSHA1 = await fullObjectChecksum('SHA1', [p]);
+    const r = await client.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: i + 1, Body: p, ContentLength: p.length, ChecksumSHA1 }));
+    done.push({ PartNumber: i + 1, ETag: r.ETag, ChecksumSHA1 });
+  }
+  await client.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId, MultipartUpload: { Parts: done } }));
+  // The checksum of the part checksums, as S3 defines it.
+  const value = createHash('sha1')
+    .update(Buffer.concat(parts.map((p) => createHash('sha1').update(p).digest())))
+    .digest('base64');
+  const expected = { algorithm: 'SHA1', value, count: 3 };
+  const head = await store.head(key);
+  t.same(head?.compositeChecksum, expected, 'HEAD');
+  t.equal(head?.checksum, undefined, 'not taken for a full-object checksum');
+  const opened = await store.open!(key);
+  t.same(opened?.head.compositeChecksum, expected, 'whole-object GET');
+  opened?.body.destroy();
+  const sdkOnly = new S3Store(storeOptions({ leanRequests: false }));
+  t.same((await sdkOnly.head(key))?.compositeChecksum, expected, 'HEAD through the SDK');
+  await sdkOnly.close();
 });
 
 t.test('multipart: a wrong part ETag or a too-small middle part is refused', async (t) => {

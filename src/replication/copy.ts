@@ -256,7 +256,7 @@ async function copySingle(ctx: CopyContext): Promise<CopyResult> {
     }
     const layout = await sourceLayout();
     if (layout) {
-      const parts = new SourcePartHasher(layout);
+      const parts = await SourcePartHasher.create(layout);
       parts.update(unit.body);
       await verifySourceParts(ctx.source, head, layout, parts.digest(), ctx.log);
     }
@@ -435,9 +435,10 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
     throw err;
   }
   // A source uploaded in parts is checked against its multipart ETag: with this copy's own part MD5s
-  // when its parts have this copy's size, else with a lane of its own (source-parts.ts).
+  // when its parts have this copy's size, else with a lane of its own; or against its composite
+  // checksum, always with a lane of its own (source-parts.ts).
   const ownParts = layout !== undefined && sameLayout(layout, head.size, partSize);
-  const sourceParts = layout && !ownParts ? new SourcePartHasher(layout) : undefined;
+  const sourceParts = layout && !ownParts ? await SourcePartHasher.create(layout) : undefined;
   /** Plaintext MD5 of each part (ownParts only): the source's part MD5s. */
   const plainMd5s: Buffer[] = ownParts ? new Array<Buffer>(count) : [];
   // MD5 of the whole object is only needed to check a source that promises one; the parts arrive in order.

@@ -8,7 +8,9 @@
  * single-part MD5 ETag are checked as they were; a checksum comes next (no
  * extra request, and the CRCs hash at wasm speed: hash-wasm, which
  * src/storage/crc64.ts also uses, takes any reflected polynomial); the
- * multipart ETag of source-parts.ts last.
+ * multipart ETag of source-parts.ts last, or there, when that ETag is not an
+ * MD5 (SSE-KMS, SSE-C), a composite checksum: the checksum of the part
+ * checksums, computed with createChecksumHasher.
  *
  * CRC-64/NVME: reflected polynomial 0x9A6C9329AC4BC9B5 (0xAD93D23594C93659
  * bit-reversed), init and xor-out all ones, check("123456789") =
@@ -32,15 +34,39 @@ export interface SourceChecksum {
   digest(): string;
 }
 
-export async function createSourceChecksum(algorithm: S3ChecksumAlgorithm): Promise<SourceChecksum> {
-  const wasm = async (created: Promise<IHasher>): Promise<SourceChecksum> => {
+/** A reusable checksum hasher: the raw big-endian digest of the bytes since the last one (composite checksums digest part digests). */
+export interface ChecksumHasher {
+  readonly algorithm: S3ChecksumAlgorithm;
+  update(piece: Uint8Array): void;
+  /** The digest of the bytes given since the last digest (or creation); starts over. */
+  digestRaw(): Buffer;
+}
+
+export async function createChecksumHasher(algorithm: S3ChecksumAlgorithm): Promise<ChecksumHasher> {
+  const wasm = async (created: Promise<IHasher>): Promise<ChecksumHasher> => {
     const h = await created;
     h.init();
-    return { algorithm, update: (piece) => void h.update(piece), digest: () => Buffer.from(h.digest('hex'), 'hex').toString('base64') };
+    return {
+      algorithm,
+      update: (piece) => void h.update(piece),
+      digestRaw: () => {
+        const d = Buffer.from(h.digest('binary'));
+        h.init();
+        return d;
+      },
+    };
   };
-  const node = (name: 'sha1' | 'sha256'): SourceChecksum => {
-    const h = createHash(name);
-    return { algorithm, update: (piece) => void h.update(piece), digest: () => h.digest('base64') };
+  const node = (name: 'sha1' | 'sha256'): ChecksumHasher => {
+    let h = createHash(name);
+    return {
+      algorithm,
+      update: (piece) => void h.update(piece),
+      digestRaw: () => {
+        const d = h.digest();
+        h = createHash(name);
+        return d;
+      },
+    };
   };
   switch (algorithm) {
     case 'CRC64NVME':
@@ -54,6 +80,11 @@ export async function createSourceChecksum(algorithm: S3ChecksumAlgorithm): Prom
     case 'SHA256':
       return node('sha256');
   }
+}
+
+export async function createSourceChecksum(algorithm: S3ChecksumAlgorithm): Promise<SourceChecksum> {
+  const h = await createChecksumHasher(algorithm);
+  return { algorithm, update: (piece) => h.update(piece), digest: () => h.digestRaw().toString('base64') };
 }
 
 /** The checksum to check the source's bytes with, when one is reported and nothing cheaper describes them. */

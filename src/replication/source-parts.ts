@@ -24,28 +24,43 @@
  * wrong boundaries and cannot be checked in this attempt, which goes on
  * unchecked against the source (as before this check existed), with a warning.
  *
- * Not checkable, and copied as before: ETags of SSE-KMS and SSE-C objects (they
- * are not MD5s of the bytes), stores that answer no part count (they ignore
- * partNumber, or the object was not uploaded in parts), and objects whose
- * count in the ETag disagrees with the one HEAD reports.
+ * The ETags of SSE-KMS and SSE-C objects are not MD5s of the bytes. Such an
+ * object uploaded in parts is checked the same way against a composite checksum
+ * when it has one (ObjectHead.compositeChecksum: an upload that chose CRC32,
+ * CRC32C, SHA-1 or SHA-256 per part, as the AWS SDKs' upload managers do by
+ * default since 2025): the checksum of its part checksums, over the same part
+ * boundaries. S3 computes checksums over the bytes as uploaded, before
+ * encryption, so they hold whatever the ETag is.
+ *
+ * Not checkable, and copied as before: SSE-KMS and SSE-C objects without a
+ * checksum, stores that answer no part count (they ignore partNumber, or the
+ * object was not uploaded in parts), and objects whose count in the ETag or
+ * checksum disagrees with the one HEAD reports.
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { StorageError } from '../storage/errors.js';
-import type { ObjectHead, ObjectStore } from '../storage/object-store.js';
+import type { ObjectHead, ObjectStore, S3ChecksumAlgorithm } from '../storage/object-store.js';
 import { IntegrityError } from './integrity-error.js';
+import { createChecksumHasher } from './source-checksum.js';
 
 const MULTIPART_ETAG = /^([0-9a-f]{32})-(\d+)$/i;
 /** Part HEADs in flight when every part's size must be read. */
 const HEAD_CONCURRENCY = 8;
+
+/** What the source's part digests are checked against, and over how many parts. */
+export type PartDigestTarget =
+  /** The multipart ETag's digest: hex MD5 of the concatenated part MD5s. */
+  | { kind: 'etag'; count: number; md5OfMd5s: string }
+  /** A composite checksum: base64 of `algorithm` over the concatenated part checksums. */
+  | { kind: 'checksum'; count: number; algorithm: S3ChecksumAlgorithm; value: string };
 
 export interface SourcePartLayout {
   /** Size of each part, in order. */
   sizes: number[];
   /** True when the sizes were inferred from part 1's (and so may be wrong); false when every part was HEADed. */
   assumed: boolean;
-  /** The ETag's digest: hex MD5 of the concatenated part MD5s. */
-  md5OfMd5s: string;
+  target: PartDigestTarget;
 }
 
 /** The digest (hex MD5 of the part MD5s, lower-case) and part count an "md5-N" ETag is made of, or undefined for any other ETag. */
@@ -62,6 +77,19 @@ export function multipartEtagOf(head: ObjectHead): { md5OfMd5s: string; count: n
   const parsed = parseMultipartEtag(head.etag);
   if (!parsed || !Number.isSafeInteger(parsed.count) || parsed.count < 1 || parsed.count > 10_000) return undefined;
   return parsed;
+}
+
+/**
+ * What the bytes of a source uploaded in parts can be checked against: its
+ * multipart ETag (cheapest: the copy's own part MD5s may serve), else its
+ * composite checksum.
+ */
+export function partDigestTarget(head: ObjectHead): PartDigestTarget | undefined {
+  const etag = multipartEtagOf(head);
+  if (etag) return { kind: 'etag', ...etag };
+  const composite = head.compositeChecksum;
+  if (!composite || head.crc64 !== undefined) return undefined;
+  return { kind: 'checksum', ...composite };
 }
 
 /**
@@ -109,19 +137,23 @@ function uniformSizes(size: number, count: number, first: number): number[] | un
  * object cannot be checked this way (module comment).
  */
 export async function sourcePartLayout(store: ObjectStore, head: ObjectHead): Promise<SourcePartLayout | undefined> {
-  const etag = multipartEtagOf(head);
-  if (!etag || !store.headPart) return undefined;
+  const target = partDigestTarget(head);
+  if (!target || !store.headPart) return undefined;
   const first = await headPart(store, head, 1);
-  if (!first || first.partsCount !== etag.count || first.size <= 0 || first.size > head.size) return undefined;
-  const uniform = uniformSizes(head.size, etag.count, first.size);
-  if (uniform) return { sizes: uniform, assumed: true, md5OfMd5s: etag.md5OfMd5s };
-  const sizes = await readPartSizes(store, head, etag.count, first.size);
+  if (!first || first.partsCount !== target.count || first.size <= 0 || first.size > head.size) return undefined;
+  const uniform = uniformSizes(head.size, target.count, first.size);
+  if (uniform) return { sizes: uniform, assumed: true, target };
+  const sizes = await readPartSizes(store, head, target.count, first.size);
   if (!sizes || sizes.reduce((a, b) => a + b, 0) !== head.size) return undefined;
-  return { sizes, assumed: false, md5OfMd5s: etag.md5OfMd5s };
+  return { sizes, assumed: false, target };
 }
 
-/** True when the layout's parts are exactly `partSize` bytes each but the last: the copy's own part MD5s are the source's. */
+/**
+ * True when the source is checked by its multipart ETag and its parts are
+ * exactly `partSize` bytes each but the last: the copy's own part MD5s are the source's.
+ */
 export function sameLayout(layout: SourcePartLayout, size: number, partSize: number): boolean {
+  if (layout.target.kind !== 'etag') return false;
   const sizes = uniformSizes(size, layout.sizes.length, partSize);
   return sizes !== undefined && sizes.every((s, i) => s === layout.sizes[i]);
 }
@@ -131,46 +163,78 @@ export function md5OfMd5s(md5s: Buffer[]): string {
   return createHash('md5').update(Buffer.concat(md5s)).digest('hex');
 }
 
-/** MD5 of each source part, fed the object's bytes in order, in pieces of any size. */
+/** A part digest that starts over after each digest. */
+interface PartDigester {
+  update(piece: Buffer): void;
+  digestRaw(): Buffer;
+}
+
+function md5Digester(): PartDigester {
+  let h: Hash = createHash('md5');
+  return {
+    update: (piece) => void h.update(piece),
+    digestRaw: () => {
+      const d = h.digest();
+      h = createHash('md5');
+      return d;
+    },
+  };
+}
+
+/**
+ * The digest of each source part (MD5, or the composite checksum's algorithm),
+ * fed the object's bytes in order, in pieces of any size.
+ */
 export class SourcePartHasher {
   readonly #sizes: number[];
-  readonly #md5s: Buffer[] = [];
-  #hash: Hash = createHash('md5');
+  readonly #target: PartDigestTarget;
+  readonly #digester: PartDigester;
+  readonly #digests: Buffer[] = [];
   #left: number;
 
-  constructor(layout: SourcePartLayout) {
+  private constructor(layout: SourcePartLayout, digester: PartDigester) {
     this.#sizes = layout.sizes;
+    this.#target = layout.target;
+    this.#digester = digester;
     this.#left = layout.sizes[0]!;
+  }
+
+  static async create(layout: SourcePartLayout): Promise<SourcePartHasher> {
+    const t = layout.target;
+    return new SourcePartHasher(layout, t.kind === 'etag' ? md5Digester() : await createChecksumHasher(t.algorithm));
   }
 
   update(piece: Buffer): void {
     let offset = 0;
     while (offset < piece.length) {
-      if (this.#md5s.length === this.#sizes.length) throw new IntegrityError('source', 'source returned more bytes than its parts hold');
+      if (this.#digests.length === this.#sizes.length) throw new IntegrityError('source', 'source returned more bytes than its parts hold');
       const take = Math.min(this.#left, piece.length - offset);
-      this.#hash.update(offset === 0 && take === piece.length ? piece : piece.subarray(offset, offset + take));
+      this.#digester.update(offset === 0 && take === piece.length ? piece : piece.subarray(offset, offset + take));
       offset += take;
       this.#left -= take;
       if (this.#left === 0) {
-        this.#md5s.push(this.#hash.digest());
-        const next = this.#sizes[this.#md5s.length];
-        if (next !== undefined) {
-          this.#hash = createHash('md5');
-          this.#left = next;
-        }
+        this.#digests.push(this.#digester.digestRaw());
+        const next = this.#sizes[this.#digests.length];
+        if (next !== undefined) this.#left = next;
       }
     }
   }
 
-  /** The ETag digest of the bytes given, once every part is complete. */
+  /**
+   * The digest of the bytes given in the target's form, once every part is
+   * complete: hex MD5 of the part MD5s, or base64 of the checksum of the part checksums.
+   */
   digest(): string {
-    if (this.#md5s.length !== this.#sizes.length) throw new Error(`${this.#md5s.length} of ${this.#sizes.length} source parts hashed`);
-    return md5OfMd5s(this.#md5s);
+    if (this.#digests.length !== this.#sizes.length) throw new Error(`${this.#digests.length} of ${this.#sizes.length} source parts hashed`);
+    if (this.#target.kind === 'etag') return md5OfMd5s(this.#digests);
+    this.#digester.update(Buffer.concat(this.#digests));
+    return this.#digester.digestRaw().toString('base64');
   }
 }
 
 /**
- * Compare the digest of the bytes read with the source's ETag. A mismatch under
+ * Compare the digest of the bytes read with the source's multipart ETag or
+ * composite checksum (layout.target). A mismatch under
  * an assumed layout is first told apart from a layout that was not uniform
  * (module comment): that one is logged and let through, a real one throws.
  */
@@ -181,18 +245,26 @@ export async function verifySourceParts(
   digest: string,
   log: Logger,
 ): Promise<void> {
-  if (digest === layout.md5OfMd5s) return;
+  const t = layout.target;
+  if (digest === (t.kind === 'etag' ? t.md5OfMd5s : t.value)) return;
+  const against = t.kind === 'etag' ? 'its multipart ETag' : `its composite ${t.algorithm} checksum`;
   if (layout.assumed) {
     const sizes = await readPartSizes(store, head, layout.sizes.length, layout.sizes[0]!);
     if (!sizes || sizes.some((s, i) => s !== layout.sizes[i])) {
       log.warn(
         { parts: layout.sizes.length, firstPartSize: layout.sizes[0] },
         sizes
-          ? 'source parts are not of one size: the bytes read could not be checked against its multipart ETag'
-          : 'source part sizes could not be read: the bytes read could not be checked against its multipart ETag',
+          ? `source parts are not of one size: the bytes read could not be checked against ${against}`
+          : `source part sizes could not be read: the bytes read could not be checked against ${against}`,
       );
       return;
     }
   }
-  throw new IntegrityError('source', `bytes read have multipart MD5 ${digest}-${layout.sizes.length}, source ETag is ${head.etag}`);
+  const n = layout.sizes.length;
+  throw new IntegrityError(
+    'source',
+    t.kind === 'etag'
+      ? `bytes read have multipart MD5 ${digest}-${n}, source ETag is ${head.etag}`
+      : `bytes read have composite ${t.algorithm} ${digest}-${n}, source reports ${t.value}-${t.count}`,
+  );
 }

@@ -41,9 +41,17 @@ export interface ObjectHead extends ContentHeaders {
    * x-amz-checksum-mode: ENABLED), when the store reports one of the full-object
    * type: S3 computes a CRC64NVME for every object written since 2025, or the
    * one the uploader chose. Composite checksums (a checksum of part checksums,
-   * "…-N") are not reported here. Value in S3's form: base64 of the big-endian digest.
+   * "…-N") are compositeChecksum. Value in S3's form: base64 of the big-endian digest.
    */
   checksum?: { algorithm: S3ChecksumAlgorithm; value: string };
+  /**
+   * S3's composite checksum of an object uploaded in parts with a checksum
+   * algorithm chosen per part (x-amz-checksum-type COMPOSITE): the checksum of
+   * the concatenated part checksums (`value`, base64), over `count` parts — the
+   * "…-N" value S3 reports, split. Checkable only with the part layout
+   * (src/replication/source-parts.ts).
+   */
+  compositeChecksum?: { algorithm: S3ChecksumAlgorithm; value: string; count: number };
   /** True when the ETag is a multipart ETag ("md5-of-md5s-N"), i.e. not the MD5 of the bytes. */
   multipartEtag: boolean;
   /** True when the object must be restored before it can be read (S3 Glacier, OSS Archive). */

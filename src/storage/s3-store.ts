@@ -357,6 +357,8 @@ function headFromOutput(key: string, out: HeadOutput): ObjectHead {
   if (out.SSEKMSKeyId !== undefined) head.sseKmsKeyId = out.SSEKMSKeyId;
   const checksum = fullObjectChecksum(out);
   if (checksum) head.checksum = checksum;
+  const composite = compositeChecksum(out);
+  if (composite) head.compositeChecksum = composite;
   return head;
 }
 
@@ -372,13 +374,29 @@ const CHECKSUM_FIELDS = {
  * The object's full-object checksum, if it reports one. A composite one (of an
  * upload in parts that chose it) says so in x-amz-checksum-type or, from stores
  * that predate that header, by its "-N" suffix; it digests part digests, not the
- * bytes, and is left out.
+ * bytes, and is reported apart (compositeChecksum).
  */
 function fullObjectChecksum(out: HeadOutput): ObjectHead['checksum'] {
   if (out.ChecksumType !== undefined && out.ChecksumType !== 'FULL_OBJECT') return undefined;
   for (const algorithm of S3_CHECKSUM_ALGORITHMS) {
     const value = out[CHECKSUM_FIELDS[algorithm]];
     if (value !== undefined && /^[A-Za-z0-9+/]+=*$/.test(value)) return { algorithm, value };
+  }
+  return undefined;
+}
+
+/**
+ * The object's composite checksum, if it reports one: "<base64>-<parts>", of
+ * the type COMPOSITE (or, from stores that predate x-amz-checksum-type, by that
+ * suffix alone).
+ */
+function compositeChecksum(out: HeadOutput): ObjectHead['compositeChecksum'] {
+  if (out.ChecksumType !== undefined && out.ChecksumType !== 'COMPOSITE') return undefined;
+  for (const algorithm of S3_CHECKSUM_ALGORITHMS) {
+    const m = /^([A-Za-z0-9+/]+=*)-(\d+)$/.exec(out[CHECKSUM_FIELDS[algorithm]] ?? '');
+    if (!m) continue;
+    const count = Number(m[2]);
+    return count >= 1 && count <= 10_000 ? { algorithm, value: m[1]!, count } : undefined;
   }
   return undefined;
 }

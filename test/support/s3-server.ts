@@ -20,8 +20,17 @@
  *    -sha256): one sent with CompleteMultipartUpload is checked against the
  *    assembled bytes (BadDigest) and kept; HEAD and whole-object GET report it
  *    with x-amz-checksum-type FULL_OBJECT when asked (x-amz-checksum-mode:
- *    ENABLED). Unlike S3, the create need not announce it, and a PUT's or a
- *    part's checksum is neither checked nor kept;
+ *    ENABLED). Unlike S3, the create need not announce it, and a PUT's
+ *    checksum is neither checked nor kept;
+ *  - composite checksums: an upload created with x-amz-checksum-algorithm
+ *    (CRC32, CRC32C, SHA1, SHA256; type COMPOSITE unless x-amz-checksum-type
+ *    says FULL_OBJECT) needs each part's checksum (x-amz-checksum-<algorithm>;
+ *    missing: InvalidRequest, wrong: BadDigest) and gets the checksum of the
+ *    part checksums, "<base64>-N", reported like a full-object one but with
+ *    x-amz-checksum-type COMPOSITE;
+ *  - SSE-KMS as far as a reader sees it: an upload created with
+ *    x-amz-server-side-encryption: aws:kms yields an ETag that is not the MD5
+ *    of the part MD5s (S3's are opaque) and HEAD/GET report the header;
  *  - HEAD ?partNumber=N: 206 with part N's Content-Length and Content-Range and
  *    x-amz-mp-parts-count for an object completed here in parts; for any other
  *    object part 1 is the whole object without a part count, and a part past
@@ -222,6 +231,13 @@ async function readBody(req: Readable): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** The request body, read in full and handed back for s3rver to read again. */
+async function bufferedBody(ctx: KoaContext): Promise<Buffer> {
+  const body = await readBody(ctx.req);
+  replayBody(ctx, body);
+  return body;
+}
+
 /** Hand s3rver a body we already consumed. */
 function replayBody(ctx: KoaContext, body: Buffer): void {
   const replay = new PassThrough();
@@ -405,7 +421,21 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
       sizes.push(s.size);
       total += s.size;
     }
-    const multipartEtag = `${createHash('md5').update(Buffer.concat(md5s)).digest('hex')}-${requested.length}`;
+    const upload = await uploadFacts(dir);
+    const md5OfMd5s = createHash('md5').update(Buffer.concat(md5s)).digest('hex');
+    // SSE-KMS ETags are not MD5s of the bytes: an opaque digest of the same count stands in.
+    const multipartEtag = `${upload.kms ? createHash('md5').update(`kms ${uploadId} ${md5OfMd5s}`).digest('hex') : md5OfMd5s}-${requested.length}`;
+    let composite: { algorithm: string; value: string; type: 'COMPOSITE' } | undefined;
+    if (upload.algorithm) {
+      const partChecksums = await Promise.all(
+        requested.map((p) => readFile(join(dir, `${p.number}.checksum`), 'utf8').catch(() => undefined)),
+      );
+      if (partChecksums.some((c) => c === undefined)) {
+        throw new S3Error('InvalidRequest', `The upload was created using a ${upload.algorithm} checksum. The complete request must include the checksum for each part.`);
+      }
+      const raw = Buffer.concat(partChecksums.map((c) => Buffer.from(c!, 'base64')));
+      composite = { algorithm: upload.algorithm, value: `${await fullObjectChecksum(upload.algorithm, [raw])}-${requested.length}`, type: 'COMPOSITE' };
+    }
     const checksum = requestedChecksum(ctx);
     if (checksum) {
       const parts = await Promise.all(requested.map((p) => readFile(join(dir, String(p.number)))));
@@ -422,7 +452,8 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
     // s3rver reads an object's ETag from this file, so HEAD/GET/list report the multipart ETag too.
     await writeFile(`${objectPath}.md5`, multipartEtag);
     await keepBeside(objectPath, 'parts', multipartEtag, { sizes });
-    if (checksum) await keepBeside(objectPath, 'checksum', multipartEtag, checksum);
+    if (checksum ?? composite) await keepBeside(objectPath, 'checksum', multipartEtag, (checksum ?? composite)!);
+    if (upload.kms) await keepBeside(objectPath, 'sse', multipartEtag, { serverSideEncryption: 'aws:kms' });
     ctx.body = String(ctx.body).replace(/<ETag>[\s\S]*?<\/ETag>/, `<ETag>&quot;${multipartEtag}&quot;</ETag>`);
   }
 
@@ -454,10 +485,54 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
 
   async function reportChecksum(ctx: KoaContext, bucket: string, key: string): Promise<void> {
     if (ctx.status !== 200 || header(ctx, 'x-amz-checksum-mode')?.toUpperCase() !== 'ENABLED') return;
-    const kept = await keptBeside<{ algorithm: string; value: string }>(bucket, key, 'checksum');
+    const kept = await keptBeside<{ algorithm: string; value: string; type?: string }>(bucket, key, 'checksum');
     if (!kept) return;
     ctx.set(`x-amz-checksum-${kept.algorithm.toLowerCase()}`, kept.value);
-    ctx.set('x-amz-checksum-type', 'FULL_OBJECT');
+    ctx.set('x-amz-checksum-type', kept.type ?? 'FULL_OBJECT');
+  }
+
+  async function reportEncryption(ctx: KoaContext, bucket: string, key: string): Promise<void> {
+    if (ctx.status !== 200 && ctx.status !== 206) return;
+    const kept = await keptBeside<{ serverSideEncryption: string }>(bucket, key, 'sse');
+    if (kept) ctx.set('x-amz-server-side-encryption', kept.serverSideEncryption);
+  }
+
+  /** What CreateMultipartUpload asked for that s3rver does not keep: a composite checksum algorithm, SSE-KMS. */
+  async function uploadFacts(dir: string): Promise<{ algorithm?: (typeof CHECKSUM_ALGORITHMS)[number]; kms: boolean }> {
+    try {
+      return JSON.parse(await readFile(join(dir, 'facts.json'), 'utf8')) as { algorithm?: (typeof CHECKSUM_ALGORITHMS)[number]; kms: boolean };
+    } catch {
+      return { kms: false };
+    }
+  }
+
+  async function createUpload(ctx: KoaContext, next: () => Promise<void>, bucket: string): Promise<void> {
+    const requested = header(ctx, 'x-amz-checksum-algorithm')?.toUpperCase();
+    const algorithm = CHECKSUM_ALGORITHMS.find((a) => a === requested);
+    if (requested !== undefined && (!algorithm || algorithm === 'CRC64NVME')) {
+      // CRC64NVME uploads are full-object only; this server keeps composite ones.
+      throw new S3Error('InvalidRequest', `Checksum algorithm ${requested} is not supported here as a composite checksum.`);
+    }
+    const composite = algorithm !== undefined && header(ctx, 'x-amz-checksum-type')?.toUpperCase() !== 'FULL_OBJECT';
+    const kms = header(ctx, 'x-amz-server-side-encryption') === 'aws:kms';
+    await next();
+    if (ctx.status !== 200 || (!composite && !kms)) return;
+    const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(String(ctx.body))?.[1];
+    if (!uploadId) return;
+    await writeFile(join(uploadDir(bucket, uploadId), 'facts.json'), JSON.stringify({ ...(composite ? { algorithm } : {}), kms }));
+  }
+
+  /** A part of an upload with a composite checksum: its checksum must come with it, and is kept for the complete. */
+  async function checkPartChecksum(ctx: KoaContext, dir: string): Promise<(() => Promise<void>) | undefined> {
+    const { algorithm } = await uploadFacts(dir);
+    if (!algorithm) return undefined;
+    const sent = header(ctx, `x-amz-checksum-${algorithm.toLowerCase()}`);
+    if (sent === undefined) {
+      throw new S3Error('InvalidRequest', `The upload was created using a ${algorithm} checksum. The part upload must include the checksum.`);
+    }
+    const actual = await fullObjectChecksum(algorithm, [await bufferedBody(ctx)]);
+    if (actual !== sent) throw new S3Error('BadDigest', `The ${algorithm} you specified did not match the calculated checksum.`);
+    return () => writeFile(join(dir, `${queryParam(ctx, 'partNumber')}.checksum`), actual);
   }
 
   async function headPart(ctx: KoaContext, next: () => Promise<void>, bucket: string, key: string): Promise<void> {
@@ -622,7 +697,7 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
           return complete(ctx, next, bucket, key, uploadId);
         case 'PUT': {
           if (header(ctx, 'x-amz-copy-source') !== undefined) return next();
-          await requireUpload(bucket, key, uploadId);
+          const dir = await requireUpload(bucket, key, uploadId);
           const partNumber = Number(queryParam(ctx, 'partNumber'));
           if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > 10000) {
             throw new S3Error('InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive', {
@@ -631,8 +706,10 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
             });
           }
           const size = await checkContentMd5(ctx);
+          const keepChecksum = await checkPartChecksum(ctx, dir);
           await next();
           if (ctx.status === 200 && size !== undefined) await waitForSize(join(uploadDir(bucket, uploadId), String(partNumber)), size);
+          if (ctx.status === 200) await keepChecksum?.();
           return;
         }
         default:
@@ -640,11 +717,13 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
       }
     }
 
+    if (ctx.method === 'POST' && hasQuery(ctx, 'uploads')) return createUpload(ctx, next, bucket);
     if (ctx.method === 'HEAD' && hasQuery(ctx, 'partNumber')) return headPart(ctx, next, bucket, key);
     if ((ctx.method === 'GET' || ctx.method === 'HEAD') && !hasQuery(ctx, 'tagging') && !hasQuery(ctx, 'acl')) {
       await ifMatch(ctx, bucket, key);
       await next();
       if (header(ctx, 'range') === undefined) await reportChecksum(ctx, bucket, key);
+      await reportEncryption(ctx, bucket, key);
       return;
     }
     if (
