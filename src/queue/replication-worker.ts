@@ -698,8 +698,9 @@ export class ReplicationWorkers {
    * the job is the key's last for now (it succeeded, or failed for good): queue
    * a job for the key that sweeps again (and reconciles the key, as every job
    * of the key must: the one-queued-job policy folds into it any event for the
-   * key that arrives meanwhile), after a delay doubling with each failed sweep (up to an hour), so an upload orphaned by
-   * an interrupted create does not wait for the key's next change. Stops after
+   * key that arrives meanwhile), after a delay doubling with each failed sweep
+   * (up to an hour), so an upload orphaned by an interrupted create does not
+   * wait for the key's next change. Stops after
    * MAX_FAILED_SWEEPS (a destination that keeps refusing to list or abort:
    * the operator must look; the key's next job still sweeps). Never throws.
    */

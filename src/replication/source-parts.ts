@@ -26,11 +26,11 @@
  *
  * The ETags of SSE-KMS and SSE-C objects are not MD5s of the bytes. Such an
  * object uploaded in parts is checked the same way against a composite checksum
- * when it has one (ObjectHead.compositeChecksum: an upload that chose CRC32,
- * CRC32C, SHA-1 or SHA-256 per part, as the AWS SDKs' upload managers do by
- * default since 2025): the checksum of its part checksums, over the same part
- * boundaries. S3 computes checksums over the bytes as uploaded, before
- * encryption, so they hold whatever the ETag is.
+ * when it has one (ObjectHead.compositeChecksum: an upload whose uploader chose
+ * CRC32, CRC32C, SHA-1 or SHA-256 per part, e.g. an SDK's ChecksumAlgorithm or
+ * the AWS CLI's --checksum-algorithm): the checksum of its part checksums, over
+ * the same part boundaries. Checksums are of the bytes as uploaded, before the
+ * store encrypts them, so they hold whatever the ETag is.
  *
  * Not checkable, and copied as before: SSE-KMS and SSE-C objects without a
  * checksum, stores that answer no part count (they ignore partNumber, or the
@@ -234,9 +234,9 @@ export class SourcePartHasher {
 
 /**
  * Compare the digest of the bytes read with the source's multipart ETag or
- * composite checksum (layout.target). A mismatch under
- * an assumed layout is first told apart from a layout that was not uniform
- * (module comment): that one is logged and let through, a real one throws.
+ * composite checksum (layout.target). A mismatch under an assumed layout is
+ * first told apart from a layout that was not uniform (module comment): that
+ * one is logged and let through, a real one throws.
  */
 export async function verifySourceParts(
   store: ObjectStore,
