@@ -451,14 +451,17 @@ t.test('a destination that stores flipped bytes (no Content-MD5 reached it) is c
     const key = 'silent/s3-put.bin';
     const body = randomBytes(30 * KIB);
     await putOss('osrc', key, body);
+    // A store that checks neither Content-MD5 nor the signed payload hash: the one is dropped on the way, the other made unsigned.
     const flip = proxies.s3dst.add({
       match: { method: 'PUT', test: forKey(key) },
       nth: 1,
-      action: { type: 'flip-request-byte', dropHeaders: ['content-md5'] },
+      action: { type: 'flip-request-byte', dropHeaders: ['content-md5'], setHeaders: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } },
     });
+    const deletes = () => proxies.s3dst.log.filter((r) => r.method === 'DELETE' && r.path === `/sdst2/${key}`).length;
     await h.enqueue('oss-s3', key);
     const row = await h.settled('oss-s3', key);
     t.equal(flip.fired, 1);
+    t.equal(deletes(), 1, 'the object of the failed attempt was deleted');
     t.equal(row.status, 'completed');
     t.equal(row.destinationEtag, md5hex(body));
     t.ok((await getS3('sdst2', key))?.equals(body));
@@ -469,7 +472,7 @@ t.test('a destination that stores flipped bytes (no Content-MD5 reached it) is c
     await putS3('isrc', key, body);
     const flip = proxies.s3dst.add({
       match: { method: 'PUT', test: forKey(key) },
-      action: { type: 'flip-request-byte', dropHeaders: ['content-md5'] },
+      action: { type: 'flip-request-byte', dropHeaders: ['content-md5'], setHeaders: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } },
     });
     await h.enqueue('s3-s3', key);
     const row = await h.settled('s3-s3', key);

@@ -259,6 +259,21 @@ t.test('Content-MD5 mismatch is rejected with BadDigest and leaves the old objec
   t.ok((await readAll(await store.get('digest/key'))).equals(original), 'object unchanged');
 });
 
+t.test('a payload hash computed by the caller is signed as given; one that is not the body\'s is refused as BadDigest (retryable)', async (t) => {
+  t.equal(await store.payloadSha256Wanted(), true, 'plain http: writes sign the payload hash');
+  const body = randomBytes(3000);
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  await store.put('payload/right', body, body.length, { contentMd5: md5b64(body), payloadSha256: sha(body) });
+  t.ok((await readAll(await store.get('payload/right'))).equals(body), 'stored');
+  const err = await rejectsStorage(t, store.put('payload/wrong', body, body.length, { payloadSha256: sha(Buffer.from('other')) }), 'BadDigest', true);
+  t.equal(err?.providerCode, 'XAmzContentSHA256Mismatch');
+  t.equal(await store.head('payload/wrong'), null, 'nothing stored');
+  const uploadId = await store.createMultipartUpload('payload/part');
+  await rejectsStorage(t, store.uploadPart('payload/part', uploadId, 1, body, { payloadSha256: sha(Buffer.from('other')) }), 'BadDigest', true);
+  t.match((await store.uploadPart('payload/part', uploadId, 1, body, { payloadSha256: sha(body) })).etag, md5hex(body), 'a part with the right hash is taken');
+  await store.abortMultipartUpload('payload/part', uploadId);
+});
+
 t.test('multipart: create, 3 parts with Content-MD5, listParts, complete', async (t) => {
   const parts = [randomBytes(5 * MIB), randomBytes(5 * MIB), randomBytes(1234)];
   const whole = Buffer.concat(parts);

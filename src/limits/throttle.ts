@@ -152,6 +152,7 @@ export function throttledStore(store: ObjectStore, limiter: TaskLimiter, options
     delete: (key): Promise<void> => gate(() => store.delete(key)),
     listPage: (o): Promise<ListPage> => gate(() => store.listPage(o)),
     restore: (key, days): Promise<void> => gate(() => store.restore(key, days)),
+    ...(store.payloadSha256Wanted ? { payloadSha256Wanted: () => store.payloadSha256Wanted!() } : {}),
     // Closing is local: it needs no token.
     close: (): Promise<void> => store.close(),
   };

@@ -127,6 +127,8 @@ interface Unit {
   body: Buffer;
   md5: Buffer;
   crc64: string;
+  /** Hex SHA-256 of the body, when the destination signs it (payloadHashWanted). */
+  sha256?: string;
 }
 
 /** The digests of what is sent to the destination for a unit: the plaintext's, or after encryption the ciphertext's. */
@@ -135,11 +137,22 @@ interface Sent {
   crc64: string;
 }
 
+/**
+ * True when the destination signs each write's SHA-256 and the bytes go out as
+ * read (no client-side encryption): the copy then hashes them as they arrive,
+ * while each piece is still in cache, instead of the store hashing the whole
+ * unit again before sending it (ObjectStore.payloadSha256Wanted).
+ */
+async function payloadHashWanted(ctx: CopyContext): Promise<boolean> {
+  return !ctx.clientSideEncryption && (await ctx.destination.payloadSha256Wanted?.()) === true;
+}
+
 /** Read exactly `buf.length` bytes into `buf`, hashing as they arrive; a short or long body is a source integrity failure. */
-async function readUnit(stream: Readable, buf: Buffer): Promise<Unit> {
+async function readUnit(stream: Readable, buf: Buffer, hashPayload: boolean): Promise<Unit> {
   const size = buf.length;
   const md5 = createHash('md5');
   const crc = await Crc64.create();
+  const sha = hashPayload ? createHash('sha256') : undefined;
   let offset = 0;
   try {
     for await (const chunk of stream) {
@@ -148,6 +161,7 @@ async function readUnit(stream: Readable, buf: Buffer): Promise<Unit> {
       c.copy(buf, offset);
       md5.update(c);
       crc.update(c);
+      sha?.update(c);
       offset += c.length;
     }
   } catch (err) {
@@ -158,7 +172,7 @@ async function readUnit(stream: Readable, buf: Buffer): Promise<Unit> {
     });
   }
   if (offset !== size) throw new IntegrityError('source', `source returned ${offset} bytes, expected ${size}`);
-  return { body: buf, md5: md5.digest(), crc64: crc.digest() };
+  return { body: buf, md5: md5.digest(), crc64: crc.digest(), ...(sha ? { sha256: sha.digest('hex') } : {}) };
 }
 
 /** Something that also hashes the object's bytes, in order. */
@@ -175,15 +189,23 @@ interface PieceSink {
  * object's MD5, if needed, comes from `whole`; `whole` is also where a source
  * uploaded in parts of another size has its own parts hashed (source-parts.ts).
  */
-async function readPart(reader: SequentialSource, buf: Buffer, hasher: SegmentHasher | undefined, whole: PieceSink | undefined): Promise<Unit> {
+async function readPart(
+  reader: SequentialSource,
+  buf: Buffer,
+  hasher: SegmentHasher | undefined,
+  whole: PieceSink | undefined,
+  hashPayload: boolean,
+): Promise<Unit> {
   const h = hasher ?? new SegmentHasher();
+  const sha = hashPayload ? createHash('sha256') : undefined;
   await reader.read(buf, (piece) => {
     h.update(piece);
     whole?.update(piece);
+    sha?.update(piece);
   });
   const { md5, crc64 } = h.endSegment();
   if (!hasher) h.end();
-  return { body: buf, md5, crc64 };
+  return { body: buf, md5, crc64, ...(sha ? { sha256: sha.digest('hex') } : {}) };
 }
 
 function sameHex(a: string, b: string): boolean {
@@ -241,11 +263,12 @@ async function copySingle(ctx: CopyContext): Promise<CopyResult> {
   const buf = takeBuffer(ctx, head.size);
   try {
     checkAborted(ctx);
+    const hashPayload = await payloadHashWanted(ctx);
     const unit: Unit = ctx.body
-      ? await readUnit(ctx.body, buf)
+      ? await readUnit(ctx.body, buf, hashPayload)
       : head.size === 0
         ? { body: buf, md5: createHash('md5').digest(), crc64: await crc64Of(buf) }
-        : await readUnit(await ctx.source.get(ctx.key, { ifMatch: head.etag }), buf);
+        : await readUnit(await ctx.source.get(ctx.key, { ifMatch: head.etag }), buf, hashPayload);
     const md5Hex = unit.md5.toString('hex');
     verifySource(head, unit.crc64, () => md5Hex);
     const checksum = checksumToVerify(head);
@@ -274,6 +297,7 @@ async function copySingle(ctx: CopyContext): Promise<CopyResult> {
     const sentMd5Hex = sent.md5.toString('hex');
     const putOptions: PutOptions = { ...ctx.putOptions, contentMd5: sent.md5.toString('base64') };
     if (userMetadata) putOptions.userMetadata = userMetadata;
+    if (sent === unit && unit.sha256 !== undefined) putOptions.payloadSha256 = unit.sha256;
     const res = await ctx.destination.put(ctx.key, unit.body, head.size, putOptions);
     if (res.crc64 && res.crc64 !== sent.crc64) {
       await rejectWritten(ctx, new IntegrityError('destination', `destination stored CRC-64 ${res.crc64}, sent ${sent.crc64}`));
@@ -445,6 +469,7 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
   const needWholeMd5 = !head.crc64 && isMd5Etag(head);
   const hasher = partSize % 64 === 0 ? new SegmentHasher() : undefined;
   const wholeMd5 = needWholeMd5 && !hasher ? createHash('md5') : undefined;
+  const hashPayload = await payloadHashWanted(ctx);
   /** CRC-64 of each part's plaintext (checked against the source) and of what was sent (checked against the destination). */
   const partCrcs: string[] = new Array<string>(count);
   const sentCrcs: string[] = new Array<string>(count);
@@ -473,7 +498,10 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
       const md5Hex = sent.md5.toString('hex');
       partMd5s[partNumber - 1] = sent.md5;
       sentCrcs[partNumber - 1] = sent.crc64;
-      const res = await ctx.destination.uploadPart(ctx.key, uploadId, partNumber, unit.body, { contentMd5: sent.md5.toString('base64') });
+      const res = await ctx.destination.uploadPart(ctx.key, uploadId, partNumber, unit.body, {
+        contentMd5: sent.md5.toString('base64'),
+        ...(sent === unit && unit.sha256 !== undefined ? { payloadSha256: unit.sha256 } : {}),
+      });
       if (res.crc64 && res.crc64 !== sent.crc64) {
         throw new IntegrityError('destination', `part ${partNumber}: destination CRC-64 ${res.crc64}, sent ${sent.crc64}`);
       }
@@ -515,7 +543,7 @@ async function copyMultipart(ctx: CopyContext): Promise<CopyResult> {
       checkAborted(ctx);
       buf = takeBuffer(ctx, length);
       // At most one of the three is set: the source is checked by whichever describes its bytes.
-      const unit = await readPart(reader, buf, hasher, wholeMd5 ?? sourceParts ?? sourceChecksum);
+      const unit = await readPart(reader, buf, hasher, wholeMd5 ?? sourceParts ?? sourceChecksum, hashPayload);
       if (ownParts) plainMd5s[partNumber - 1] = unit.md5;
       partCrcs[partNumber - 1] = unit.crc64;
       sizes[partNumber - 1] = length;

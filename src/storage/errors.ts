@@ -72,6 +72,8 @@ export function codeFromStatus(status: number | undefined, providerCode?: string
       return 'AccessDenied';
     case 'InvalidDigest':
     case 'InvalidPartContent':
+    // The signed payload hash is not the body's: bytes damaged on the way, as for Content-MD5.
+    case 'XAmzContentSHA256Mismatch':
       return 'BadDigest';
     case 'Throttling':
     case 'ThrottlingException':

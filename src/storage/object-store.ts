@@ -82,6 +82,11 @@ export interface PutOptions extends ContentHeaders {
   /** Base64 MD5 of the body: the server rejects the write if the bytes differ. */
   contentMd5?: string;
   /**
+   * Hex SHA-256 of a Buffer body, computed by the caller as the bytes arrived
+   * (see payloadSha256Wanted); the store signs it instead of hashing the body again.
+   */
+  payloadSha256?: string;
+  /**
    * Server-side encryption for this write (PUT, or the multipart upload being
    * created). Overrides the store's default; `null` writes with none.
    */
@@ -181,8 +186,16 @@ export interface ObjectStore {
     uploadId: string,
     partNumber: number,
     body: Buffer,
-    options?: { contentMd5?: string },
+    options?: Pick<PutOptions, 'contentMd5' | 'payloadSha256'>,
   ): Promise<WriteResult>;
+  /**
+   * True when this store's writes sign their body's SHA-256 (S3 SigV4 over
+   * plain http; over https a body sent with Content-MD5 is not hashed). A
+   * caller that reads the bytes anyway hashes them as they arrive and passes
+   * `payloadSha256`: hashing an 8 MiB part again before sending it is a second
+   * pass over memory long out of cache (bench/README.md, "## Copy").
+   */
+  payloadSha256Wanted?(): Promise<boolean>;
   completeMultipartUpload(
     key: string,
     uploadId: string,

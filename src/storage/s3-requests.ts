@@ -32,10 +32,12 @@
  * store checks them against the signed Content-MD5. Over plain http the body's
  * SHA-256 is signed, as every AWS SDK does — S3 accepts unsigned payloads there
  * too, but then nothing but MD5 would stop an on-path rewrite of the body.
- * A large body's SHA-256 is computed on libuv's thread pool (WebCrypto), not on
- * the event loop: a part's hash then runs beside the reading and MD5/CRC-64
- * hashing of the next part instead of after it (0.9 s of a 1 GiB copy's
- * event-loop time on the bench machine: bench/README.md, "## Copy").
+ * A caller that read the body anyway passes the hash it computed as the bytes
+ * arrived (S3Exchange.payloadSha256; the copy does, ObjectStore.payloadSha256Wanted):
+ * hashing an 8 MiB part again before sending reads it back from memory long
+ * out of cache, and cost the 1 GiB bench copy ≈ 0.5 CPU-s more (bench/README.md,
+ * "## Copy"). Otherwise a large body's SHA-256 is computed on libuv's thread
+ * pool (WebCrypto), not on the event loop.
  */
 import { createHash, createHmac, webcrypto, type Hash, type Hmac } from 'node:crypto';
 import { request as httpRequest, type Agent as HttpAgent, type IncomingHttpHeaders, type IncomingMessage, type ClientRequest } from 'node:http';
@@ -132,6 +134,8 @@ export interface S3Exchange {
   /** Lower-case names; host, date, payload hash and authorization are added here. */
   headers: Record<string, string>;
   body?: Buffer;
+  /** Hex SHA-256 of `body`, when the caller computed it as the bytes arrived (ObjectStore.payloadSha256Wanted); else hashed here. */
+  payloadSha256?: string;
   /**
    * A HEAD whose 404 is an answer, not a failure: send() resolves null instead
    * of reading an error body and building an error (a new object's destination
@@ -209,7 +213,7 @@ export class S3Requests {
         ? EMPTY_SHA256
         : this.#https && exchange.headers['content-md5'] !== undefined
           ? UNSIGNED_PAYLOAD
-          : await payloadSha256(exchange.body);
+          : (exchange.payloadSha256 ?? (await payloadSha256(exchange.body)));
     const path = `${this.#base}/${exchange.key.split('/').map(uriEncode).join('/')}`;
     const query = exchange.query;
     const target = query

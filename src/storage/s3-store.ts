@@ -460,6 +460,12 @@ export class S3Store implements ObjectStore {
     return this.#lean;
   }
 
+  /** Writes through the lean path over plain http sign their body's SHA-256 (s3-requests.ts, "Payload"). */
+  async payloadSha256Wanted(): Promise<boolean> {
+    const lean = await this.#leanPath();
+    return lean !== undefined && !lean.https;
+  }
+
   /** HeadObject (with the SSE-C key when given); errors as the SDK throws them, for s3Error. */
   async #headOutput(key: string, customerKey: Buffer | undefined): Promise<HeadOutput> {
     const lean = await this.#leanPath();
@@ -717,7 +723,8 @@ export class S3Store implements ObjectStore {
       const headers = writeHttpHeaders({ ...this.#writeHeaders(options), ...this.#encryptionFor(options) });
       if (options.contentMd5 !== undefined) headers['content-md5'] = options.contentMd5;
       if (options.expires !== undefined) headers['expires'] = asciiHeader('Expires', options.expires);
-      return this.#send('PutObject', key, async () => writeResult(headFields((await drained(lean.send({ method: 'PUT', key, headers, body }))).headers)));
+      const payloadSha256 = options.payloadSha256 !== undefined ? { payloadSha256: options.payloadSha256 } : {};
+      return this.#send('PutObject', key, async () => writeResult(headFields((await drained(lean.send({ method: 'PUT', key, headers, body, ...payloadSha256 }))).headers)));
     }
     const command = new PutObjectCommand({
       Bucket: this.bucket,
@@ -762,7 +769,7 @@ export class S3Store implements ObjectStore {
     uploadId: string,
     partNumber: number,
     body: Buffer,
-    options: { contentMd5?: string } = {},
+    options: Pick<PutOptions, 'contentMd5' | 'payloadSha256'> = {},
   ): Promise<WriteResult> {
     const lean = await this.#leanPath();
     if (lean) {
@@ -773,6 +780,7 @@ export class S3Store implements ObjectStore {
           query: { partNumber: String(partNumber), uploadId },
           headers: options.contentMd5 !== undefined ? { 'content-md5': options.contentMd5 } : {},
           body,
+          ...(options.payloadSha256 !== undefined ? { payloadSha256: options.payloadSha256 } : {}),
         });
         return writeResult(headFields((await drained(res)).headers));
       });

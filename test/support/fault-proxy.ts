@@ -56,10 +56,11 @@ export type FaultAction =
   | { type: 'flip-response-byte'; offset?: number }
   /**
    * Flip the byte at `offset` of the request body (default: the middle byte).
-   * `dropHeaders` removes request headers (e.g. 'content-md5') so the server
+   * `dropHeaders` removes request headers (e.g. 'content-md5') and `setHeaders`
+   * replaces some (e.g. a signed payload hash by UNSIGNED-PAYLOAD) so the server
    * cannot see the damage and stores it: the check must then come from what it answers.
    */
-  | { type: 'flip-request-byte'; offset?: number; dropHeaders?: string[] }
+  | { type: 'flip-request-byte'; offset?: number; dropHeaders?: string[]; setHeaders?: Record<string, string> }
   /** Answer without forwarding. `code` and `message` go into an XML error body (not for HEAD). */
   | { type: 'status'; status: number; code?: string; message?: string; headers?: Record<string, string> }
   /** Destroy the client connection: before forwarding (`afterBytes` unset) or after that many response body bytes. */
@@ -326,6 +327,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         case 'flip-request-byte':
           flipRequest = { offset: a.offset, rule };
           for (const h of a.dropHeaders ?? []) delete headers[h.toLowerCase()];
+          for (const [h, v] of Object.entries(a.setHeaders ?? {})) headers[h.toLowerCase()] = v;
           break;
       }
     }
