@@ -143,9 +143,15 @@ const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' 
 
 /** CPU seconds (user + system) a process has used so far, or undefined once it is gone. */
 function cpuSeconds(pid) {
+  const u = cpuUsage(pid);
+  return u && u.user + u.system;
+}
+
+/** User and system CPU seconds and minor page faults of a process so far (/proc/PID/stat fields 14, 15, 10), or undefined once it is gone. */
+function cpuUsage(pid) {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    return { user: Number(fields[11]) / CLOCK_TICKS, system: Number(fields[12]) / CLOCK_TICKS, minorFaults: Number(fields[7]) };
   } catch {
     return undefined;
   }
@@ -161,6 +167,8 @@ function rssSampler(pid) {
   let hwmKb = 0;
   const cpu0 = cpuSeconds(pid) ?? 0;
   let cpu = cpu0;
+  const usage0 = cpuUsage(pid) ?? { user: 0, system: 0, minorFaults: 0 };
+  let usage = usage0;
   // --timeline: cumulative CPU seconds of the copier and of each s3rver (source, destination) per sample.
   const started = Date.now();
   const samples = [];
@@ -172,7 +180,8 @@ function rssSampler(pid) {
       const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
       peakKb = Math.max(peakKb, rss);
       hwmKb = Math.max(hwmKb, hwm);
-      cpu = cpuSeconds(pid) ?? cpu;
+      usage = cpuUsage(pid) ?? usage;
+      cpu = usage.user + usage.system;
     } catch {
       // exited
     }
@@ -187,6 +196,10 @@ function rssSampler(pid) {
         peakRssMiB: round(peakKb / 1024),
         hwmMiB: round(hwmKb / 1024),
         cpuSeconds: round(cpu - cpu0, 2),
+        // Apart, to tell the copier's own work from the kernel's (socket copies, page faults) when a run stands out.
+        cpuUserSeconds: round(usage.user - usage0.user, 2),
+        cpuSystemSeconds: round(usage.system - usage0.system, 2),
+        minorFaults: usage.minorFaults - usage0.minorFaults,
         ...(TIMELINE ? { timeline: timeline(samples) } : {}),
       };
     },
@@ -647,7 +660,7 @@ try {
                 ? `, scan waited ${res.scan.waitSeconds} s for a worker, ran ${res.scan.runSeconds} s (${res.scan.listRequests} list requests, ${res.scan.jobsQueued} jobs)`
                 : '';
           const where = res.reconcileMsMedian !== undefined ? `${fed}, reconcile median ${res.reconcileMsMedian} ms (p90 ${res.reconcileMsP90})` : '';
-          log(`${name} ${runner} run ${r + 1}: ${round(res.seconds, 2)} s, ${round(rate)} ${unit}, peak RSS ${res.peakRssMiB} MiB, ${res.cpuSeconds} CPU-s, load ${loadavg()[0].toFixed(1)}${servers}${where}`);
+          log(`${name} ${runner} run ${r + 1}: ${round(res.seconds, 2)} s, ${round(rate)} ${unit}, peak RSS ${res.peakRssMiB} MiB, ${res.cpuSeconds} CPU-s (user ${res.cpuUserSeconds}, system ${res.cpuSystemSeconds}, ${res.minorFaults} minor faults), load ${loadavg()[0].toFixed(1)}${servers}${where}`);
           for (const st of res.statements ?? []) log(`  pgss ${st.calls} calls, exec ${st.execMs} ms (mean ${st.meanMs}), plan ${st.planMs} ms / ${st.plans}, ${st.rows} rows, ${st.blksHit} hit: ${st.query}`);
         }
       }
