@@ -471,7 +471,8 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
     // s3rver reads an object's ETag from this file, so HEAD/GET/list report the multipart ETag too.
     await writeFile(`${objectPath}.md5`, multipartEtag);
     await keepBeside(objectPath, 'parts', multipartEtag, { sizes });
-    if (checksum ?? composite) await keepBeside(objectPath, 'checksum', multipartEtag, (checksum ?? composite)!);
+    const kept = checksum ?? composite;
+    if (kept) await keepBeside(objectPath, 'checksum', multipartEtag, kept);
     if (upload.kms) await keepBeside(objectPath, 'sse', multipartEtag, { serverSideEncryption: 'aws:kms' });
     ctx.body = String(ctx.body).replace(/<ETag>[\s\S]*?<\/ETag>/, `<ETag>&quot;${multipartEtag}&quot;</ETag>`);
   }
