@@ -165,10 +165,10 @@ function cpuUsage(pid) {
 function rssSampler(pid) {
   let peakKb = 0;
   let hwmKb = 0;
-  const cpu0 = cpuSeconds(pid) ?? 0;
-  let cpu = cpu0;
   const usage0 = cpuUsage(pid) ?? { user: 0, system: 0, minorFaults: 0 };
   let usage = usage0;
+  const cpu0 = usage0.user + usage0.system;
+  let cpu = cpu0;
   // --timeline: cumulative CPU seconds of the copier and of each s3rver (source, destination) per sample.
   const started = Date.now();
   const samples = [];
