@@ -34,12 +34,29 @@ export interface SourceChecksum {
   digest(): string;
 }
 
-/** A reusable checksum hasher: the raw big-endian digest of the bytes since the last one (composite checksums digest part digests). */
-export interface ChecksumHasher {
-  readonly algorithm: S3ChecksumAlgorithm;
+/** A digest that starts over after each one (a part's digest, then the next part's). */
+export interface RestartingDigest {
   update(piece: Uint8Array): void;
-  /** The digest of the bytes given since the last digest (or creation); starts over. */
+  /** The raw (big-endian) digest of the bytes given since the last digest (or creation); starts over. */
   digestRaw(): Buffer;
+}
+
+/** A reusable checksum hasher: composite checksums digest part digests. */
+export interface ChecksumHasher extends RestartingDigest {
+  readonly algorithm: S3ChecksumAlgorithm;
+}
+
+/** A node:crypto hash as a RestartingDigest (MD5 for multipart ETags, SHA-1/SHA-256 for checksums). */
+export function restartingHash(name: 'md5' | 'sha1' | 'sha256'): RestartingDigest {
+  let h = createHash(name);
+  return {
+    update: (piece) => void h.update(piece),
+    digestRaw: () => {
+      const d = h.digest();
+      h = createHash(name);
+      return d;
+    },
+  };
 }
 
 export async function createChecksumHasher(algorithm: S3ChecksumAlgorithm): Promise<ChecksumHasher> {
@@ -56,18 +73,7 @@ export async function createChecksumHasher(algorithm: S3ChecksumAlgorithm): Prom
       },
     };
   };
-  const node = (name: 'sha1' | 'sha256'): ChecksumHasher => {
-    let h = createHash(name);
-    return {
-      algorithm,
-      update: (piece) => void h.update(piece),
-      digestRaw: () => {
-        const d = h.digest();
-        h = createHash(name);
-        return d;
-      },
-    };
-  };
+  const node = (name: 'sha1' | 'sha256'): ChecksumHasher => ({ algorithm, ...restartingHash(name) });
   switch (algorithm) {
     case 'CRC64NVME':
       return wasm(createCRC64(CRC64NVME_REFLECTED_POLY));

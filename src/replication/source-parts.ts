@@ -37,12 +37,12 @@
  * object was not uploaded in parts), and objects whose count in the ETag or
  * checksum disagrees with the one HEAD reports.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { StorageError } from '../storage/errors.js';
 import type { ObjectHead, ObjectStore, S3ChecksumAlgorithm } from '../storage/object-store.js';
 import { IntegrityError } from './integrity-error.js';
-import { createChecksumHasher } from './source-checksum.js';
+import { createChecksumHasher, restartingHash, type RestartingDigest } from './source-checksum.js';
 
 const MULTIPART_ETAG = /^([0-9a-f]{32})-(\d+)$/i;
 /** Part HEADs in flight when every part's size must be read. */
@@ -163,24 +163,6 @@ export function md5OfMd5s(md5s: Buffer[]): string {
   return createHash('md5').update(Buffer.concat(md5s)).digest('hex');
 }
 
-/** A part digest that starts over after each digest. */
-interface PartDigester {
-  update(piece: Buffer): void;
-  digestRaw(): Buffer;
-}
-
-function md5Digester(): PartDigester {
-  let h: Hash = createHash('md5');
-  return {
-    update: (piece) => void h.update(piece),
-    digestRaw: () => {
-      const d = h.digest();
-      h = createHash('md5');
-      return d;
-    },
-  };
-}
-
 /**
  * The digest of each source part (MD5, or the composite checksum's algorithm),
  * fed the object's bytes in order, in pieces of any size.
@@ -188,11 +170,11 @@ function md5Digester(): PartDigester {
 export class SourcePartHasher {
   readonly #sizes: number[];
   readonly #target: PartDigestTarget;
-  readonly #digester: PartDigester;
+  readonly #digester: RestartingDigest;
   readonly #digests: Buffer[] = [];
   #left: number;
 
-  private constructor(layout: SourcePartLayout, digester: PartDigester) {
+  private constructor(layout: SourcePartLayout, digester: RestartingDigest) {
     this.#sizes = layout.sizes;
     this.#target = layout.target;
     this.#digester = digester;
@@ -201,7 +183,7 @@ export class SourcePartHasher {
 
   static async create(layout: SourcePartLayout): Promise<SourcePartHasher> {
     const t = layout.target;
-    return new SourcePartHasher(layout, t.kind === 'etag' ? md5Digester() : await createChecksumHasher(t.algorithm));
+    return new SourcePartHasher(layout, t.kind === 'etag' ? restartingHash('md5') : await createChecksumHasher(t.algorithm));
   }
 
   update(piece: Buffer): void {
