@@ -328,7 +328,7 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
     if (expected.length !== 16 || expected.toString('base64') !== md5Header.trim()) {
       throw new S3Error('InvalidDigest', 'The Content-MD5 you specified is not valid.', { 'Content-MD5': md5Header });
     }
-    const body = await readBody(ctx.req);
+    const body = await bufferedBody(ctx);
     const actual = createHash('md5').update(body).digest();
     if (!actual.equals(expected)) {
       throw new S3Error('BadDigest', 'The Content-MD5 you specified did not match what we received.', {
@@ -336,7 +336,6 @@ function compatibilityLayer(store: FilesystemStore, minPartSize: number): Middle
         CalculatedDigest: actual.toString('base64'),
       });
     }
-    replayBody(ctx, body);
     return body.length;
   }
 
