@@ -685,7 +685,7 @@ try {
         for (const { name: runner } of RUNNERS) {
           if (runner === 'rclone') continue;
           const ratios = runs[runner].map((x, i) => round(x.rate / rclone[i].rate, 3));
-          summary[runner].vsRclone = { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios), atLeast: ratios.filter((q) => q >= 1).length, rounds: ratios };
+          summary[runner].vsRclone = { median: round(median(ratios), 3), min: Math.min(...ratios), max: Math.max(...ratios), atLeast: ratios.filter((q) => q >= 1).length, rounds: ratios };
         }
       }
       results.phases[name] = { unit, ...summary };

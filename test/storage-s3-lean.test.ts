@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
 import { S3Client } from '@aws-sdk/client-s3';
 import { StorageError } from '../src/storage/errors.js';
+import { fillsBuffers, type BufferFillingBody } from '../src/storage/object-store.js';
 import { S3Requests } from '../src/storage/s3-requests.js';
 import { S3Store, type S3StoreOptions } from '../src/storage/s3-store.js';
 import { startRecordingProxy, type RecordedRequest } from './support/recording-proxy.js';
@@ -174,6 +175,32 @@ t.test('the lean path and the SDK path write and read the same objects', async (
   t.same({ ...(await lean.head('lean/parity-1')), key: '', lastModified: undefined }, { ...(await lean.head('lean/parity-2')), key: '', lastModified: undefined });
 });
 
+t.test('GET bodies are read straight into the reader’s buffers (direct-http.ts); directGets: false reads them through node:http', async (t) => {
+  const direct = store();
+  const nodeHttp = store({ directGets: false });
+  const body = randomBytes(700_000);
+  await direct.put('lean/direct.bin', body, body.length, { contentMd5: md5(body, 'base64') });
+  const before = proxy.requests.length;
+  const fast = await direct.get('lean/direct.bin');
+  t.ok(fillsBuffers(fast), 'the default GET answers with a BufferFillingBody');
+  const buf = Buffer.alloc(body.length);
+  const seen: Buffer[] = [];
+  t.equal(await (fast as Readable & BufferFillingBody).readInto(buf, (p) => seen.push(Buffer.from(p))), body.length);
+  t.ok(buf.equals(body) && Buffer.concat(seen).equals(body), 'readInto: the bytes, each once to the sink');
+  const slow = await nodeHttp.get('lean/direct.bin');
+  t.notOk(fillsBuffers(slow), 'directGets: false answers with a plain stream');
+  t.ok((await readAll(slow)).equals(body));
+  t.ok((await readAll(await direct.get('lean/direct.bin', { range: { start: 10, end: 99 } }))).equals(body.subarray(10, 100)), 'a ranged GET, as a stream');
+  const opened = await direct.open('lean/direct.bin');
+  t.equal(opened?.head.size, body.length, 'open(): the head from the GET answer');
+  t.ok((await readAll(opened!.body)).equals(body));
+  const gets = proxy.requests.slice(before).filter((r) => r.method === 'GET');
+  t.equal(gets.length, 4);
+  t.ok(gets.every((r) => !viaSdk(r) && sigV4Valid(r, s3.secretAccessKey).ok), 'every GET validly signed');
+  await t.rejects(direct.get('lean/absent.bin'), { code: 'NoSuchKey', status: 404 }, 'an error answer is parsed from its body');
+  await t.rejects(direct.get('lean/direct.bin', { ifMatch: '0123456789abcdef0123456789abcdef' }), { code: 'PreconditionFailed', status: 412 });
+});
+
 async function stubServer(handler: Parameters<typeof createServer>[1]): Promise<{ server: Server; endpoint: string }> {
   const s = createServer(handler);
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
@@ -191,7 +218,7 @@ t.test('one retry for a dropped socket or a 5xx, none for a refusal', async (t) 
     const n = (seen.get(path) ?? 0) + 1;
     seen.set(path, n);
     req.resume();
-    if (path.endsWith('/flaky') && n === 1) {
+    if ((path.endsWith('/flaky') || path.endsWith('/flaky-get')) && n === 1) {
       req.socket.destroy(); // no answer at all: a keep-alive socket the server had closed
       return;
     }
@@ -211,6 +238,8 @@ t.test('one retry for a dropped socket or a 5xx, none for a refusal', async (t) 
   const s = store({ endpoint: stub.endpoint });
   t.match(await s.head('flaky'), { etag: '0123456789abcdef0123456789abcdef' }, 'succeeds on the retry');
   t.equal(seen.get(`/${BUCKET}/flaky`), 2);
+  t.equal((await readAll(await s.get('flaky-get'))).length, 0, 'a GET (direct-http.ts) too');
+  t.equal(seen.get(`/${BUCKET}/flaky-get`), 2);
   const down = await s.put('down', Buffer.from('x'), 1).catch((e: unknown) => e);
   t.match(down, { name: 'StorageError', code: 'SlowDown', status: 503, providerCode: 'SlowDown', retryable: true });
   t.match((down as StorageError).message, /Please reduce your request rate/);

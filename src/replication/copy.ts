@@ -44,7 +44,7 @@ import type { MultipartRepo, PartRecord } from '../db/multipart-repo.js';
 import { Crc64, crc64Combine, crc64Of } from '../storage/crc64.js';
 import { SegmentHasher } from '../storage/segment-hasher.js';
 import { StorageError } from '../storage/errors.js';
-import type { ObjectHead, ObjectStore, PutOptions } from '../storage/object-store.js';
+import { fillsBuffers, type ObjectHead, type ObjectStore, type PutOptions } from '../storage/object-store.js';
 import type { BufferPool, ByteBudget } from './byte-budget.js';
 import { Semaphore } from './byte-budget.js';
 import { isMd5Etag } from './compare.js';
@@ -155,7 +155,17 @@ async function readUnit(stream: Readable, buf: Buffer, hashPayload: boolean): Pr
   const sha = hashPayload ? createHash('sha256') : undefined;
   let offset = 0;
   try {
-    for await (const chunk of stream) {
+    if (fillsBuffers(stream)) {
+      // Straight from the socket into `buf` (direct-http.ts); then the body must have ended.
+      offset = await stream.readInto(buf, (piece) => {
+        md5.update(piece);
+        crc.update(piece);
+        sha?.update(piece);
+      });
+      if (offset === size && (await stream.readInto(Buffer.allocUnsafe(1), () => {})) > 0) {
+        throw new IntegrityError('source', `source returned more than the expected ${size} bytes`);
+      }
+    } else for await (const chunk of stream) {
       const c = chunk as Buffer;
       if (offset + c.length > size) throw new IntegrityError('source', `source returned more than the expected ${size} bytes`);
       c.copy(buf, offset);

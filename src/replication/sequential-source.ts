@@ -22,7 +22,7 @@
  */
 import type { Readable } from 'node:stream';
 import { StorageError } from '../storage/errors.js';
-import type { ObjectStore } from '../storage/object-store.js';
+import { fillsBuffers, type BufferFillingBody, type ObjectStore } from '../storage/object-store.js';
 import { IntegrityError } from './integrity-error.js';
 
 export interface SequentialSourceOptions {
@@ -44,6 +44,8 @@ export interface SequentialSourceOptions {
 export class SequentialSource {
   #stream: Readable | undefined;
   #chunks: AsyncIterator<unknown> | undefined;
+  /** A body that fills our buffers itself (BufferFillingBody): read with readInto instead of #chunks. */
+  #filling: BufferFillingBody | undefined;
   #leftover: Buffer | undefined;
   #offset = 0;
   #failuresInRow = 0;
@@ -62,6 +64,10 @@ export class SequentialSource {
   async read(buf: Buffer, sink: (piece: Buffer) => void): Promise<void> {
     let filled = 0;
     while (filled < buf.length) {
+      if (this.#filling) {
+        filled += await this.#readFilling(buf.subarray(filled), sink);
+        continue;
+      }
       let chunk: Buffer;
       if (this.#leftover) {
         chunk = this.#leftover;
@@ -86,7 +92,10 @@ export class SequentialSource {
   async finish(): Promise<void> {
     try {
       if (this.#offset !== this.#options.size) throw new Error(`finish() at ${this.#offset} of ${this.#options.size} bytes`);
-      if (this.#leftover || (this.#chunks && (await this.#chunks.next()).done !== true)) {
+      const more = this.#filling
+        ? (await this.#filling.readInto(Buffer.allocUnsafe(1), () => {})) > 0
+        : this.#leftover !== undefined || (this.#chunks !== undefined && (await this.#chunks.next()).done !== true);
+      if (more) {
         throw new IntegrityError('source', `source returned more than the expected ${this.#options.size} bytes`);
       }
     } finally {
@@ -99,6 +108,7 @@ export class SequentialSource {
     this.#stream?.destroy();
     this.#stream = undefined;
     this.#chunks = undefined;
+    this.#filling = undefined;
     this.#leftover = undefined;
   }
 
@@ -107,8 +117,37 @@ export class SequentialSource {
     // created) must wait in the stream for that read, not crash the process as an unhandled 'error' event.
     stream.on('error', () => {});
     this.#stream = stream;
-    this.#chunks = stream[Symbol.asyncIterator]();
+    // No iterator on a body read with readInto: it would start reading it as a stream.
+    if (fillsBuffers(stream)) this.#filling = stream;
+    else this.#chunks = stream[Symbol.asyncIterator]();
     this.#sinceOpen = 0;
+  }
+
+  /**
+   * Fill `target` from a BufferFillingBody (no copy: the socket reads into
+   * it); returns the bytes delivered, also when the stream broke part way and
+   * was re-opened (the caller reads on from there).
+   */
+  async #readFilling(target: Buffer, sink: (piece: Buffer) => void): Promise<number> {
+    let delivered = 0;
+    try {
+      const n = await this.#filling!.readInto(target, (piece) => {
+        delivered += piece.length;
+        this.#offset += piece.length;
+        this.#sinceOpen += piece.length;
+        sink(piece);
+      });
+      if (n < target.length) {
+        // Ended before the object did: a connection closed cleanly but early. The rest is read again.
+        this.close();
+        await this.#openRetrying(new IntegrityError('source', `source stream ended at byte ${this.#offset} of ${this.#options.size}`));
+      }
+    } catch (err) {
+      if (err instanceof StorageError && !err.retryable) throw err;
+      this.close();
+      await this.#openRetrying(err);
+    }
+    return delivered;
   }
 
   /** The next chunk, or undefined after the stream was (re-)opened (the caller reads again). */

@@ -141,6 +141,24 @@ export interface GetOptions {
   sseCustomerKey?: Buffer;
 }
 
+/**
+ * A body stream that can also fill a reader's buffer straight from the socket,
+ * with no chunk allocated per read (the S3 store's GETs: direct-http.ts). Read
+ * it one way only: with readInto, or as a stream.
+ */
+export interface BufferFillingBody {
+  /**
+   * Fill `buf` with the next bytes, giving each piece to `sink` as it lands;
+   * resolves with the bytes filled (fewer than `buf.length` only at the end of
+   * the body), rejects with the body's error (a StorageError).
+   */
+  readInto(buf: Buffer, sink: (piece: Buffer) => void): Promise<number>;
+}
+
+export function fillsBuffers(body: Readable): body is Readable & BufferFillingBody {
+  return typeof (body as Partial<BufferFillingBody>).readInto === 'function';
+}
+
 /** An object being read: its head and the stream of all its bytes. */
 export interface OpenedObject {
   head: ObjectHead;

@@ -46,6 +46,8 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { getEndpointFromInstructions } from '@smithy/core/endpoints';
 import { SignatureV4 } from '@smithy/signature-v4';
+import type { Readable } from 'node:stream';
+import { DirectHttpClient } from './direct-http.js';
 
 export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
@@ -145,9 +147,17 @@ export interface S3Exchange {
   missingOk?: boolean;
 }
 
+/** An answer: its status, headers and body stream (node:http's IncomingMessage, or direct-http.ts's DirectResponse for a GET). */
+export type S3Response = Readable & { statusCode?: number | undefined; headers: IncomingHttpHeaders };
+
 export interface S3RequestsOptions {
   httpAgent: HttpAgent;
   httpsAgent: HttpsAgent;
+  /**
+   * GETs read their bodies straight into the caller's buffers (direct-http.ts)
+   * instead of through node:http. Default true; false for comparisons.
+   */
+  directGets?: boolean;
   /** Idle time on a socket (connecting, waiting, streaming) before the request fails with Timeout. */
   socketTimeoutMs: number;
   connectionTimeoutMs: number;
@@ -163,6 +173,8 @@ export class S3Requests {
   readonly #host: string;
   /** Path of the bucket on the endpoint, without a trailing slash ("" when virtual-hosted). */
   readonly #base: string;
+  /** GETs: connections of their own, read with onread (direct-http.ts); made on the first GET. */
+  #direct: DirectHttpClient | undefined;
 
   private constructor(client: S3Client, url: URL, signing: { name: string; region: string }, options: S3RequestsOptions) {
     this.#client = client;
@@ -181,6 +193,32 @@ export class S3Requests {
       uriEscapePath: false,
       applyChecksum: false,
     });
+  }
+
+  #directClient(): DirectHttpClient | undefined {
+    if (this.#options.directGets === false) return undefined;
+    if (this.#direct) return this.#direct;
+    const agentTls = this.#options.httpsAgent.options;
+    this.#direct = new DirectHttpClient({
+      https: this.#https,
+      hostname: this.#hostname,
+      ...(this.#port !== undefined ? { port: this.#port } : {}),
+      host: this.#host,
+      // The https agent's trust settings (a task's caBundleFile becomes its `ca`).
+      tls: {
+        ...(agentTls.ca !== undefined ? { ca: agentTls.ca } : {}),
+        rejectUnauthorized: agentTls.rejectUnauthorized !== false,
+      },
+      socketTimeoutMs: this.#options.socketTimeoutMs,
+      connectionTimeoutMs: this.#options.connectionTimeoutMs,
+      maxIdle: this.#options.httpAgent.maxFreeSockets,
+    });
+    return this.#direct;
+  }
+
+  /** Close the idle connections of direct GETs (the agents are the store's to destroy). */
+  close(): void {
+    this.#direct?.close();
   }
 
   /**
@@ -205,9 +243,9 @@ export class S3Requests {
    * caller consumes or destroys, rejects with S3ResponseError for an error
    * answer or the socket's error. Retried once as described above.
    */
-  send(exchange: S3Exchange & { missingOk: true }): Promise<IncomingMessage | null>;
-  send(exchange: S3Exchange): Promise<IncomingMessage>;
-  async send(exchange: S3Exchange): Promise<IncomingMessage | null> {
+  send(exchange: S3Exchange & { missingOk: true }): Promise<S3Response | null>;
+  send(exchange: S3Exchange): Promise<S3Response>;
+  async send(exchange: S3Exchange): Promise<S3Response | null> {
     const payloadHash =
       exchange.body === undefined || exchange.body.length === 0
         ? EMPTY_SHA256
@@ -246,7 +284,7 @@ export class S3Requests {
     return RETRY_ERROR_CODES.has(e.code ?? e.name ?? '') ? Math.random() * 200 : undefined;
   }
 
-  async #once(exchange: S3Exchange, path: string, target: string, payloadHash: string): Promise<IncomingMessage | null> {
+  async #once(exchange: S3Exchange, path: string, target: string, payloadHash: string): Promise<S3Response | null> {
     const signed = await this.#signer.sign(
       {
         method: exchange.method,
@@ -259,7 +297,8 @@ export class S3Requests {
       },
       { signingDate: new Date(Date.now() + (this.#client.config.systemClockOffset ?? 0)) },
     );
-    const response = await this.#exchange(exchange.method, target, signed.headers, exchange.body);
+    const direct = exchange.method === 'GET' ? this.#directClient() : undefined;
+    const response = direct ? await direct.get(target, signed.headers) : await this.#exchange(exchange.method, target, signed.headers, exchange.body);
     const status = response.statusCode ?? 0;
     if (status < 300) return response;
     if (status === 404 && exchange.missingOk && exchange.method === 'HEAD') {
@@ -269,7 +308,7 @@ export class S3Requests {
     throw await this.#errorFrom(response, status);
   }
 
-  async #errorFrom(response: IncomingMessage, status: number): Promise<S3ResponseError> {
+  async #errorFrom(response: S3Response, status: number): Promise<S3ResponseError> {
     const chunks: Buffer[] = [];
     let size = 0;
     try {

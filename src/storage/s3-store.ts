@@ -77,6 +77,7 @@ import type {
 } from './object-store.js';
 import { S3_CHECKSUM_ALGORITHMS } from './object-store.js';
 import { unquoteEtag } from './etag.js';
+import { DirectResponse } from './direct-http.js';
 import { headFields, S3Requests, type S3HeadFields } from './s3-requests.js';
 
 export interface S3StoreOptions {
@@ -101,6 +102,12 @@ export interface S3StoreOptions {
    * stack (s3-requests.ts). Default true; false sends every request through the SDK.
    */
   leanRequests?: boolean;
+  /**
+   * On the lean path, GET bodies are read from the socket straight into the
+   * reader's buffers (direct-http.ts). Default true; false reads them through
+   * node:http (comparisons).
+   */
+  directGets?: boolean;
 }
 
 /** The SSE parameters of PutObject / CreateMultipartUpload for `encryption`; refuses OSS-only modes. */
@@ -414,6 +421,7 @@ export class S3Store implements ObjectStore {
   /** The lean request path (s3-requests.ts), resolved on first use; undefined inside = use the SDK. */
   #lean: Promise<S3Requests | undefined> | undefined;
   readonly #leanWanted: boolean;
+  readonly #directGets: boolean;
   readonly #httpAgent: HttpAgent;
   readonly #httpsAgent: HttpsAgent;
   readonly #socketTimeoutMs: number;
@@ -428,6 +436,7 @@ export class S3Store implements ObjectStore {
     const maxSockets = options.maxSockets ?? 64;
     const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: Math.min(maxSockets, 32) };
     this.#leanWanted = options.leanRequests ?? true;
+    this.#directGets = options.directGets ?? true;
     this.#httpAgent = new HttpAgent(agentOptions);
     this.#httpsAgent = new HttpsAgent({ ...agentOptions, ...(options.ca !== undefined ? { ca: options.ca } : {}), rejectUnauthorized: true });
     this.#socketTimeoutMs = options.requestTimeoutMs ?? 120_000;
@@ -456,6 +465,7 @@ export class S3Store implements ObjectStore {
       httpsAgent: this.#httpsAgent,
       socketTimeoutMs: this.#socketTimeoutMs,
       connectionTimeoutMs: CONNECTION_TIMEOUT_MS,
+      directGets: this.#directGets,
     }).catch(() => undefined); // endpoint rules the SDK refuses: let the SDK say so, request by request
     return this.#lean;
   }
@@ -681,7 +691,13 @@ export class S3Store implements ObjectStore {
       body.destroy();
       throw new StorageError('InvalidRequest', `S3 GetObject ${where}: the store ignored Range ${range}`);
     }
-    return { body: translateStreamErrors(body, (err) => s3Error(err, 'GetObject (body)', where)), fields: out.fields };
+    const mapError = (err: unknown): StorageError => s3Error(err, 'GetObject (body)', where);
+    // A direct GET's body maps its own errors: no stream in between, so its readInto reaches the socket.
+    if (body instanceof DirectResponse) {
+      body.mapErrors(mapError);
+      return { body, fields: out.fields };
+    }
+    return { body: translateStreamErrors(body, mapError), fields: out.fields };
   }
 
   #writeHeaders(options: PutOptions): WriteHeaderParams {
@@ -954,6 +970,7 @@ export class S3Store implements ObjectStore {
   }
 
   async close(): Promise<void> {
+    (await this.#lean)?.close();
     this.#client.destroy();
   }
 }
