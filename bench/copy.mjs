@@ -43,6 +43,7 @@
  * Run: `npm run bench -- copy` (builds dist/ first), or `node bench/copy.mjs`
  * after a build. Options (flag or env):
  *   --runs=N              BENCH_COPY_RUNS              (3)
+ *   --warmup=N            BENCH_COPY_WARMUP            (1)    uncounted copies before each phase's rounds
  *   --big-mib=N           BENCH_COPY_BIG_MIB           (1024)
  *   --small-count=N       BENCH_COPY_SMALL_COUNT       (2000)
  *   --small-kib=N         BENCH_COPY_SMALL_KIB         (64)
@@ -83,6 +84,7 @@ function option(name, envName, fallback) {
 }
 
 const RUNS = Number(option('runs', 'BENCH_COPY_RUNS', '3'));
+const WARMUP = Number(option('warmup', 'BENCH_COPY_WARMUP', '1'));
 const BIG_MIB = Number(option('big-mib', 'BENCH_COPY_BIG_MIB', '1024'));
 const SMALL_COUNT = Number(option('small-count', 'BENCH_COPY_SMALL_COUNT', '2000'));
 const SMALL_KIB = Number(option('small-kib', 'BENCH_COPY_SMALL_KIB', '64'));
@@ -629,23 +631,24 @@ try {
 
     const phase = async (name, { srcBucket, keys, bytes, rcloneSource, rcloneArgs, taskOptions, unit }) => {
       const runs = Object.fromEntries(RUNNERS.map((x) => [x.name, []]));
+      const copyOnce = (tool, feed, dstBucket) =>
+        tool === 'rclone'
+          ? runRclone({ srcEndpoint: srcTool, dstEndpoint: dstTool, srcPath: rcloneSource, dstBucket, extraArgs: rcloneArgs })
+          : runBucketBridge({ feed, srcEndpoint: srcTool, dstEndpoint: dstTool, srcBucket, dstBucket, keys, taskOptions, workerConcurrency: TRANSFERS });
+      // The phase's first copy runs on a machine that has written nothing yet (no writeback under
+      // way): in the session-10 run without a warm-up, round 1's rclone copy of 1 GiB (the phase's
+      // first) ran at 105 MB/s, its four later ones at 75.5–83. Uncounted warm-up copies put every
+      // counted run after another copy.
+      for (let w = 0; w < WARMUP; w++) {
+        const { tool, feed, name: runner } = RUNNERS[w % RUNNERS.length];
+        const res = await copyOnce(tool, feed, await freshBucket(tool));
+        log(`${name} warm-up ${w + 1} (${runner}, not counted): ${round(res.seconds, 2)} s`);
+      }
       for (let r = 0; r < RUNS; r++) {
         const order = r % 2 === 0 ? RUNNERS : [...RUNNERS].reverse();
         for (const { tool, feed, name: runner } of order) {
           const dstBucket = await freshBucket(tool);
-          const res =
-            tool === 'rclone'
-              ? await runRclone({ srcEndpoint: srcTool, dstEndpoint: dstTool, srcPath: rcloneSource, dstBucket, extraArgs: rcloneArgs })
-              : await runBucketBridge({
-                  feed,
-                  srcEndpoint: srcTool,
-                  dstEndpoint: dstTool,
-                  srcBucket,
-                  dstBucket,
-                  keys,
-                  taskOptions,
-                  workerConcurrency: TRANSFERS,
-                });
+          const res = await copyOnce(tool, feed, dstBucket);
           if (tool === 'bucketbridge' && name === 'big') {
             const head = await dstClient.send(new HeadObjectCommand({ Bucket: dstBucket, Key: keys[0] }));
             if (head.ContentLength !== bytes) throw new Error(`copy has ${head.ContentLength} bytes, expected ${bytes}`);
