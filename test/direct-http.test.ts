@@ -9,6 +9,7 @@
  * it runs in every S3 test (storage-s3*, sequential-source, replication-*, tls).
  */
 import t from 'tap';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -224,4 +225,29 @@ t.test('failures: before the answer (ECONNRESET, retried by the S3 path), inside
   const long = await c.get('/long', {});
   t.equal((await readAllInto(long, 10)).toString(), '0123456789', 'the body is its Content-Length');
   t.equal(await codeOf(c.get('/badchunk', {}).then((r) => readAllInto(r, 100))), 'HPE_INVALID_CHUNK_SIZE', 'a bad chunk size');
+});
+
+t.test('an idle pooled connection does not keep the process alive (as with node’s agent)', async (t) => {
+  const server = await rawServer((socket) => socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nkeep-alive: timeout=60\r\n\r\nok'));
+  const module = new URL('../src/storage/direct-http.ts', import.meta.url).href;
+  const script = `
+    import { DirectHttpClient } from ${JSON.stringify(module)};
+    const c = new DirectHttpClient({ https: false, hostname: '127.0.0.1', port: ${server.port}, host: 'h', socketTimeoutMs: 60000, connectionTimeoutMs: 5000 });
+    let body = '';
+    for await (const chunk of await c.get('/', {})) body += chunk;
+    console.log(body);`;
+  const started = Date.now();
+  // Not spawnSync: the server answering it runs in this process.
+  const child = await new Promise<{ stdout: string; stderr: string; status: number | null; signal: string | null }>((resolve) => {
+    const p = spawn(process.execPath, [...process.execArgv, '--input-type=module', '-e', script], { timeout: 30_000 });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += String(d)));
+    p.stderr.on('data', (d) => (stderr += String(d)));
+    p.on('close', (status, signal) => resolve({ stdout, stderr, status, signal }));
+  });
+  t.equal(child.stdout.trim(), 'ok', child.stderr);
+  t.equal(child.signal, null, 'it exited by itself, not killed at the timeout');
+  t.equal(child.status, 0);
+  t.ok(Date.now() - started < 30_000, 'well before the server’s 60 s keep-alive');
 });

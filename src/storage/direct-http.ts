@@ -4,34 +4,36 @@
  *
  * Why not node:http: its socket reads land in a fresh 64 KiB ArrayBuffer each
  * (16,000 per GiB), which its parser slices and our reader then copies into the
- * part buffer. Reading a 1 GiB object from s3rver with the copy's hashing, that
- * cost 3.8–3.95 client CPU-s and 64–65 scavenges against 3.1–3.15 CPU-s and 3
- * scavenges read here (bench/README.md, "## Copy"); and when those buffers are
- * not freed fast enough V8 collects over and over on "external memory
- * pressure" (GC storms that cost a quarter of the bench's 1 GiB runs 2–3
- * CPU-s). Here a socket is created with `onread`: libuv reads into the buffer
- * we name — the caller's part buffer itself for a Content-Length body, one
- * reused 64 KiB scratch buffer otherwise (headers, chunked bodies, stream reads).
+ * part buffer. Reading 1 GiB from s3rver with the copy's hashing
+ * (bench/copy/read-paths.mjs) took 4.8–5.8 client CPU-s and 52–54 mark-compacts
+ * that way, against 3.2–3.3 CPU-s and none here: when those buffers are not
+ * freed fast enough V8 collects over and over on "external memory pressure"
+ * (in the copy bench, GC storms on a quarter of the 1 GiB runs, 2–3 CPU-s
+ * each). Here a socket is created with `onread`: libuv reads into the buffer we
+ * name — the caller's part buffer itself for a Content-Length body, one reused
+ * 64 KiB scratch buffer otherwise (headers, chunked bodies, stream reads).
  *
  * Pacing: the caller's `sink` (the copy's hashing) runs inside the read
  * callback, so the next read happens only after this one's bytes are hashed and
  * finds whatever arrived meanwhile. A reader that is always waiting takes each
  * of the sender's 64 KiB writes on its own wake-up, which cost s3rver twice the
- * CPU in session 8's attempt; with the hashing in line s3rver's CPU is as with
- * node:http.
+ * CPU in session 8's attempt; with the hashing in line it costs s3rver 0.2
+ * CPU-s more per GiB than node:http (1.7–2.0 against 1.5–1.8).
  *
  * What it speaks: one request at a time per connection, no body sent (GET);
  * responses framed by Content-Length, chunked transfer coding (decoded through
  * the scratch buffer) or the connection's end; 1xx answers skipped; headers up
  * to 64 KiB. Connections are kept alive in a small pool of their own (node's
  * agents cannot hand out an `onread` socket): a connection goes back after a
- * body read to its end, unless either side said `Connection: close`; an idle one
- * is closed when the server closes it, when the server's Keep-Alive timeout
- * (less a second) or 4 s passes, or when more than `maxIdle` wait. A request
- * on a pooled connection that the server closed just then fails before any
- * answer with ECONNRESET, which the caller retries once (as with node:http).
- * https goes through node:tls with the same `onread` (its `tls` options: CA,
- * servername).
+ * body read to its end, unless the answer said `Connection: close` or was ended
+ * by the connection closing. An idle one does not keep the process alive (as
+ * with node's agent) and is closed when the server closes it, when the
+ * server's Keep-Alive timeout (less a second) or 4 s passes, or when more than
+ * `maxIdle` wait. A request on a pooled connection that the server closed just
+ * then fails before any answer with ECONNRESET, which the caller retries once
+ * (as with node:http).
+ * https goes through node:tls with the same `onread` and the https agent's
+ * trust settings (a task's CA bundle).
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
@@ -484,6 +486,7 @@ class Connection {
   /** Send a request; resolves with the response once its head arrived. */
   send(head: string): Promise<DirectResponse> {
     clearTimeout(this.#idleTimer);
+    this.socket.ref();
     return new Promise<DirectResponse>((resolve, reject) => {
       this.#response = new DirectResponse(this, { resolve, reject });
       this.socket.write(head, 'latin1');
@@ -498,8 +501,9 @@ class Connection {
       this.destroy();
       return;
     }
-    // Idle: keep reading, so that the server closing it is seen at once.
+    // Idle: keep reading, so that the server closing it is seen at once; and let the process exit.
     this.socket.resume();
+    this.socket.unref();
     this.#idleTimer = setTimeout(() => this.destroy(), idleMs);
     this.#idleTimer.unref();
     this.#client.idle(this);
