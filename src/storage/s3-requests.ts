@@ -1,7 +1,9 @@
 /**
  * The hot S3 requests of a copy (HEAD, GET, PUT, UploadPart) sent without the
  * SDK's middleware stack: SigV4-signed with @smithy/signature-v4 (the SDK's own
- * signer) and sent on the store's keep-alive agents with node:http(s).
+ * signer) and sent on the store's keep-alive agents with node:http(s) — except
+ * GETs, whose bodies are read straight into the reader's buffers on connections
+ * of their own (direct-http.ts).
  *
  * Why: measured against s3rver on loopback (bench/copy/store-requests.mjs), the
  * SDK spends 1.1–1.9 ms of client CPU per request, whatever its size, in its
