@@ -43,7 +43,7 @@
  * Run: `npm run bench -- copy` (builds dist/ first), or `node bench/copy.mjs`
  * after a build. Options (flag or env):
  *   --runs=N              BENCH_COPY_RUNS              (3)
- *   --warmup=N            BENCH_COPY_WARMUP            (1)    uncounted copies before each phase's rounds
+ *   --warmup=N            BENCH_COPY_WARMUP            (2)    uncounted copies before each phase's rounds
  *   --big-mib=N           BENCH_COPY_BIG_MIB           (1024)
  *   --small-count=N       BENCH_COPY_SMALL_COUNT       (2000)
  *   --small-kib=N         BENCH_COPY_SMALL_KIB         (64)
@@ -84,7 +84,7 @@ function option(name, envName, fallback) {
 }
 
 const RUNS = Number(option('runs', 'BENCH_COPY_RUNS', '3'));
-const WARMUP = Number(option('warmup', 'BENCH_COPY_WARMUP', '1'));
+const WARMUP = Number(option('warmup', 'BENCH_COPY_WARMUP', '2'));
 const BIG_MIB = Number(option('big-mib', 'BENCH_COPY_BIG_MIB', '1024'));
 const SMALL_COUNT = Number(option('small-count', 'BENCH_COPY_SMALL_COUNT', '2000'));
 const SMALL_KIB = Number(option('small-kib', 'BENCH_COPY_SMALL_KIB', '64'));
@@ -635,10 +635,11 @@ try {
         tool === 'rclone'
           ? runRclone({ srcEndpoint: srcTool, dstEndpoint: dstTool, srcPath: rcloneSource, dstBucket, extraArgs: rcloneArgs })
           : runBucketBridge({ feed, srcEndpoint: srcTool, dstEndpoint: dstTool, srcBucket, dstBucket, keys, taskOptions, workerConcurrency: TRANSFERS });
-      // The phase's first copy runs on a machine that has written nothing yet (no writeback under
-      // way): in the session-10 run without a warm-up, round 1's rclone copy of 1 GiB (the phase's
-      // first) ran at 105 MB/s, its four later ones at 75.5–83. Uncounted warm-up copies put every
-      // counted run after another copy.
+      // The phase's first copies find a fresh destination s3rver, and s3rver's CompleteMultipartUpload
+      // of 1 GiB costs 3.8–3.9 s for the first two uploads a fresh s3rver takes and 6.2–6.7 s from
+      // the third on, whichever client uploaded the parts (bench/copy/complete-cost.mjs). Without a
+      // warm-up, round 1's first copies got the cheap completes (rclone 105 MB/s, later 75.5–83).
+      // Uncounted warm-up copies put every counted run in the steady state.
       for (let w = 0; w < WARMUP; w++) {
         const { tool, feed, name: runner } = RUNNERS[w % RUNNERS.length];
         const res = await copyOnce(tool, feed, await freshBucket(tool));
