@@ -130,23 +130,19 @@ export class SequentialSource {
    */
   async #readFilling(target: Buffer, sink: (piece: Buffer) => void): Promise<number> {
     let delivered = 0;
+    let n: number;
     try {
-      const n = await this.#filling!.readInto(target, (piece) => {
+      n = await this.#filling!.readInto(target, (piece) => {
         delivered += piece.length;
         this.#offset += piece.length;
         this.#sinceOpen += piece.length;
         sink(piece);
       });
-      if (n < target.length) {
-        // Ended before the object did: a connection closed cleanly but early. The rest is read again.
-        this.close();
-        await this.#openRetrying(new IntegrityError('source', `source stream ended at byte ${this.#offset} of ${this.#options.size}`));
-      }
     } catch (err) {
-      if (err instanceof StorageError && !err.retryable) throw err;
-      this.close();
-      await this.#openRetrying(err);
+      await this.#reopenAfter(err);
+      return delivered;
     }
+    if (n < target.length) await this.#reopenAfter(this.#endedEarly());
     return delivered;
   }
 
@@ -160,18 +156,26 @@ export class SequentialSource {
     try {
       result = await this.#chunks.next();
     } catch (err) {
-      if (err instanceof StorageError && !err.retryable) throw err;
-      this.close();
-      await this.#openRetrying(err);
+      await this.#reopenAfter(err);
       return undefined;
     }
     if (result.done) {
-      // Ended before the object did: a connection closed cleanly but early. The rest is read again.
-      this.close();
-      await this.#openRetrying(new IntegrityError('source', `source stream ended at byte ${this.#offset} of ${this.#options.size}`));
+      await this.#reopenAfter(this.#endedEarly());
       return undefined;
     }
     return result.value as Buffer;
+  }
+
+  /** The stream broke with `err`: a permanent error ends the read, anything else re-opens it from the offset reached. */
+  async #reopenAfter(err: unknown): Promise<void> {
+    if (err instanceof StorageError && !err.retryable) throw err;
+    this.close();
+    await this.#openRetrying(err);
+  }
+
+  /** Ended before the object did: a connection closed cleanly but early. The rest is read again (IntegrityMismatch is retryable). */
+  #endedEarly(): IntegrityError {
+    return new IntegrityError('source', `source stream ended at byte ${this.#offset} of ${this.#options.size}`);
   }
 
   /**
