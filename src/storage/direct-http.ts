@@ -66,7 +66,12 @@ function connectionError(message: string, code = 'ECONNRESET'): Error {
   return Object.assign(new Error(message), { code });
 }
 
-function timeoutError(what: string, ms: number, name = 'TimeoutError'): Error {
+/**
+ * A socket that went quiet for too long (TimeoutError), or a connection not made
+ * in time (ConnectionTimeoutError); named as the SDK names them (map to Timeout).
+ * Shared with s3-requests.ts's node:http path.
+ */
+export function timeoutError(what: string, ms: number, name: 'TimeoutError' | 'ConnectionTimeoutError' = 'TimeoutError'): Error {
   return Object.assign(new Error(`${what} for ${ms} ms`), { name, code: name });
 }
 
@@ -240,7 +245,7 @@ export class DirectResponse extends Readable {
       this.#conn = undefined;
       conn?.destroy();
       onHead.reject(e);
-      super.destroy();
+      this.destroy();
       return;
     }
     if (!this.destroyed) this.destroy(this.#mapped(e));
@@ -432,7 +437,6 @@ class Connection {
   readonly scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
   socket!: Socket;
   #response: DirectResponse | undefined;
-  #closed = false;
   #idleTimer: NodeJS.Timeout | undefined;
   readonly #client: DirectHttpClient;
 
@@ -464,23 +468,20 @@ class Connection {
       if (this.#response) this.#response.ended(timeoutError('socket idle', timeoutMs));
       else this.destroy();
     });
-    socket.on('end', () => {
-      if (this.#response) this.#response.ended(undefined);
-      this.destroy();
-    });
+    // The response hears of the end on 'close' (which follows 'end' and 'error'); an error first, so it fails with it.
+    socket.on('end', () => this.destroy());
     socket.on('error', (err) => {
       if (this.#response) this.#response.ended(err);
       this.destroy();
     });
     socket.on('close', () => {
       if (this.#response) this.#response.ended(undefined);
-      this.#closed = true;
       this.#client.forget(this);
     });
   }
 
   get usable(): boolean {
-    return !this.#closed && !this.socket.destroyed;
+    return !this.socket.destroyed;
   }
 
   /** Send a request; resolves with the response once its head arrived. */
@@ -511,7 +512,6 @@ class Connection {
 
   destroy(): void {
     clearTimeout(this.#idleTimer);
-    this.#closed = true;
     this.socket?.destroy();
     this.#client.forget(this);
   }

@@ -49,7 +49,7 @@ import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { getEndpointFromInstructions } from '@smithy/core/endpoints';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { Readable } from 'node:stream';
-import { DirectHttpClient } from './direct-http.js';
+import { DirectHttpClient, timeoutError } from './direct-http.js';
 
 export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
@@ -104,11 +104,6 @@ export class S3ResponseError extends Error {
     this.Code = code;
     this.$metadata = { httpStatusCode: status };
   }
-}
-
-/** A socket that went quiet for too long; named as the SDK names it (maps to Timeout). */
-function timeoutError(what: string, ms: number): Error {
-  return Object.assign(new Error(`${what} for ${ms} ms`), { name: 'TimeoutError', code: 'TimeoutError' });
 }
 
 const XML_ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
@@ -367,7 +362,7 @@ export class S3Requests {
       req.once('socket', (socket) => {
         if (!socket.connecting) return;
         connectTimer = setTimeout(
-          () => fail(Object.assign(timeoutError('connecting took longer than', connectionTimeoutMs), { name: 'ConnectionTimeoutError', code: 'ConnectionTimeoutError' })),
+          () => fail(timeoutError('connecting took longer than', connectionTimeoutMs, 'ConnectionTimeoutError')),
           connectionTimeoutMs,
         );
         socket.once(this.#https ? 'secureConnect' : 'connect', () => clearTimeout(connectTimer));
