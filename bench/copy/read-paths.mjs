@@ -14,13 +14,11 @@
  *
  *   node bench/copy/read-paths.mjs [--mib=1024] [--part-mib=8] [--runs=3] [--dist=DIR]
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { pathToFileURL, fileURLToPath } from 'node:url';
+import { startS3rverProcess } from './s3rver-process.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const arg = (name, fallback) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
@@ -32,13 +30,8 @@ const { S3Store } = await import(pathToFileURL(join(DIST, 'storage/s3-store.js')
 const { SegmentHasher } = await import(pathToFileURL(join(DIST, 'storage/segment-hasher.js')).href);
 const { fillsBuffers } = await import(pathToFileURL(join(DIST, 'storage/object-store.js')).href);
 
-const dir = mkdtempSync(join(tmpdir(), 'bb-read-paths-'));
-const server = spawn(process.execPath, ['--openssl-legacy-provider', join(HERE, 's3rver.mjs'), dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-const port = await new Promise((res, rej) => {
-  server.stdout.once('data', (d) => res(JSON.parse(String(d)).port));
-  server.once('exit', (c) => rej(new Error(`s3rver exited ${c}`)));
-});
-const endpoint = `http://127.0.0.1:${port}`;
+const server = await startS3rverProcess('read-paths');
+const { endpoint } = server;
 // s3rver does not check signatures; an unsigned CreateBucket is enough.
 await fetch(`${endpoint}/bench`, { method: 'PUT' }).catch(() => {});
 const storeOptions = {
@@ -63,11 +56,6 @@ const SIZE = MIB * 1024 * 1024;
   }
   await writer.completeMultipartUpload('big', uploadId, parts);
   await writer.close();
-}
-
-function serverCpu() {
-  const fields = readFileSync(`/proc/${server.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 const gc = { minor: 0, major: 0 };
@@ -96,7 +84,7 @@ async function readOnce(mode) {
   };
   await new Promise((r) => setTimeout(r, 200));
   gc.minor = gc.major = 0;
-  const s0 = serverCpu();
+  const s0 = server.cpuSeconds();
   const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const body = await store.get('big');
@@ -130,7 +118,7 @@ async function readOnce(mode) {
   }
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(c0);
-  const s3rver = serverCpu() - s0;
+  const s3rver = server.cpuSeconds() - s0;
   await store.close();
   if (total !== SIZE) throw new Error(`${mode}: read ${total} of ${SIZE} bytes`);
   return { mode, mbps: +(SIZE / 1e6 / seconds).toFixed(1), cpu: +((cpu.user + cpu.system) / 1e6).toFixed(2), s3rver: +s3rver.toFixed(2), scavenges: gc.minor, markCompacts: gc.major };
@@ -146,7 +134,5 @@ try {
     }
   }
 } finally {
-  server.kill('SIGTERM');
-  await new Promise((r) => server.once('exit', r));
-  rmSync(dir, { recursive: true, force: true });
+  await server.stop();
 }

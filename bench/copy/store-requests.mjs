@@ -11,12 +11,10 @@
  * `--dist` points at another build (e.g. a snapshot of the previous commit) to
  * compare two versions of the adapter on the same machine, one after the other.
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
+import { startS3rverProcess } from './s3rver-process.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const arg = (name, fallback) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
@@ -26,13 +24,8 @@ const KIB = Number(arg('kib', '64'));
 const DIST = resolve(arg('dist', join(HERE, '../../dist')));
 const { S3Store } = await import(pathToFileURL(join(DIST, 'storage/s3-store.js')).href);
 
-const dir = mkdtempSync(join(tmpdir(), 'bb-store-requests-'));
-const server = spawn(process.execPath, [join(HERE, 's3rver.mjs'), dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-const port = await new Promise((res, rej) => {
-  server.stdout.once('data', (d) => res(JSON.parse(String(d)).port));
-  server.once('exit', (c) => rej(new Error(`s3rver exited ${c}`)));
-});
-const endpoint = `http://127.0.0.1:${port}`;
+const server = await startS3rverProcess('store-requests');
+const { endpoint } = server;
 const store = new S3Store({
   bucket: 'bench',
   region: 'us-east-1',
@@ -46,16 +39,9 @@ await fetch(`${endpoint}/bench`, { method: 'PUT' }).catch(() => {});
 const body = randomBytes(KIB * 1024);
 const md5 = createHash('md5').update(body).digest('base64');
 
-const TICKS_PER_SECOND = 100; // USER_HZ on Linux
-/** CPU seconds (user + system) the s3rver process has used so far. */
-function serverCpu() {
-  const fields = readFileSync(`/proc/${server.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
-}
-
 async function phase(name, op) {
   let next = 0;
-  const server0 = serverCpu();
+  const server0 = server.cpuSeconds();
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   await Promise.all(
@@ -66,7 +52,7 @@ async function phase(name, op) {
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(cpu0);
   const ms = (cpu.user + cpu.system) / 1000 / COUNT;
-  const serverMs = ((serverCpu() - server0) * 1000) / COUNT;
+  const serverMs = ((server.cpuSeconds() - server0) * 1000) / COUNT;
   console.log(`${name.padEnd(14)} client ${ms.toFixed(3)} CPU-ms/request  s3rver ${serverMs.toFixed(2)} CPU-ms/request  ${(COUNT / wall).toFixed(0)} requests/s`);
   return ms;
 }
@@ -84,6 +70,5 @@ try {
   await phase('get-range', async (i) => drain(await store.get(`o/${i}`, { range: { start: 0, end: 4095 } })));
 } finally {
   await store.close();
-  server.kill();
-  rmSync(dir, { recursive: true, force: true });
+  await server.stop();
 }
